@@ -1,0 +1,52 @@
+"""Configuration from one place: environment variables (or a git-ignored .env)."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _load_dotenv(path: Path) -> None:
+    """Read KEY=VALUE lines from .env without overriding the real environment."""
+    if not path.is_file():
+        return
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, value = line.split("=", 1)
+        os.environ.setdefault(key.strip(), value.strip().strip('"').strip("'"))
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str
+    protocol_path: Path
+    rasa_url: str
+    action_server_url: str
+    spacy_model_path: Path
+    red_flag_patterns_path: Path
+    entity_patterns_path: Path
+    demo_hours_since_treatment: float
+    telegram_token: str | None
+    telegram_base_url: str
+
+
+def get_settings() -> Settings:
+    _load_dotenv(PROJECT_ROOT / ".env")
+    env = os.environ.get
+    var_dir = PROJECT_ROOT / "var"
+    return Settings(
+        database_url=env("AFTERCARE_DATABASE_URL", f"sqlite:///{var_dir / 'aftercare.db'}"),
+        protocol_path=Path(env("AFTERCARE_PROTOCOL", PROJECT_ROOT / "clinic" / "protocol.yml")),
+        rasa_url=env("RASA_URL", "http://127.0.0.1:5005"),
+        action_server_url=env("ACTION_SERVER_URL", "http://127.0.0.1:5055/webhook"),
+        spacy_model_path=Path(env("AFTERCARE_SPACY_MODEL", PROJECT_ROOT / "build" / "spacy-aftercare")),
+        red_flag_patterns_path=PROJECT_ROOT / "data" / "safety" / "red_flags.yml",
+        entity_patterns_path=PROJECT_ROOT / "data" / "spacy" / "entity_patterns.jsonl",
+        demo_hours_since_treatment=float(env("AFTERCARE_DEMO_HOURS", "3")),
+        telegram_token=env("TELEGRAM_TOKEN") or None,
+        telegram_base_url=env("TELEGRAM_BASE_URL", "https://api.telegram.org/bot"),
+    )
