@@ -12,6 +12,10 @@ import sys
 COMMAND_MODULES = (
     "aftercare.commands.patients",
     "aftercare.commands.protocol",
+    "aftercare.commands.model",
+    "aftercare.commands.chat",
+    "aftercare.commands.evaluate",
+    "aftercare.commands.validate",
 )
 
 

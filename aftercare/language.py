@@ -73,6 +73,7 @@ def ensure_pipeline(entities_path: Path, target: Path) -> bool:
     nlp = build_pipeline(entities_path)
     nlp.meta["name"] = "aftercare"
     nlp.meta["description"] = "Blank English, lookup lemmas, clinic entity ruler"
+    target.parent.mkdir(parents=True, exist_ok=True)
     nlp.to_disk(target)
     marker.write_text(fingerprint)
     return True

@@ -45,7 +45,7 @@ def get_settings() -> Settings:
         action_server_url=env("ACTION_SERVER_URL", "http://127.0.0.1:5055/webhook"),
         spacy_model_path=Path(env("AFTERCARE_SPACY_MODEL", PROJECT_ROOT / "build" / "spacy-aftercare")),
         red_flag_patterns_path=PROJECT_ROOT / "data" / "safety" / "red_flags.yml",
-        entity_patterns_path=PROJECT_ROOT / "data" / "spacy" / "entity_patterns.jsonl",
+        entity_patterns_path=PROJECT_ROOT / "data" / "spacy" / "entities.yml",
         demo_hours_since_treatment=float(env("AFTERCARE_DEMO_HOURS", "3")),
         telegram_token=env("TELEGRAM_TOKEN") or None,
         telegram_base_url=env("TELEGRAM_BASE_URL", "https://api.telegram.org/bot"),

@@ -1,0 +1,1 @@
+"""Custom actions for the Rasa assistant (run with `rasa run actions`)."""

@@ -1,0 +1,239 @@
+"""Day-aware answers: which responses (from domain.yml) to send, with which values.
+
+Each answer function returns a list of Reply; the Rasa actions in
+actions/actions.py send them. Keeping the choice here, free of Rasa objects,
+lets the terminal chat, the evaluation and the tests share it.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Callable, Optional
+
+from actions.context import AssistantContext, PatientView
+from actions.topics import topic_map
+from aftercare.protocol import Protocol
+from aftercare.recovery import (
+    Phase, describe_day, describe_moment, local_date_of_day, symptom_phase, waiting_status,
+)
+
+SYMPTOM_INTENTS = {
+    "report_redness": "redness",
+    "report_swelling": "swelling",
+    "report_dryness_peeling": "dryness_peeling",
+    "report_itching": "itching",
+    "report_pain_burning": "pain_burning",
+    "report_bleeding_scabbing": "bleeding_scabbing",
+    "report_bruising": "bruising",
+    "report_breakout_bumps": "breakout_bumps",
+    "report_pigmentation": "pigmentation",
+}
+RED_FLAG_TOPIC_INTENTS = {
+    "report_infection_signs": "infection_signs",
+    "report_allergic_reaction": "allergic_reaction",
+    "report_cold_sore": "cold_sore",
+    "report_blistering": "blistering",
+}
+# How the normal-course summary names each symptom.
+SYMPTOM_LABELS = {
+    "redness": "redness and warmth",
+    "swelling": "some swelling",
+    "dryness_peeling": "dryness, tightness and flaking",
+    "itching": "mild itching",
+    "pain_burning": "stinging or tenderness",
+    "bleeding_scabbing": "tiny pinpoint scabs",
+    "bruising": "small bruises",
+    "breakout_bumps": "a few small spots or bumps",
+    "pigmentation": "dark spots looking darker for a while",
+}
+
+
+@dataclass(frozen=True)
+class Reply:
+    response: str
+    values: dict = field(default_factory=dict)
+
+
+def clinic_values(protocol: Protocol) -> dict:
+    clinic = protocol.clinic
+    return {
+        "clinic_name": clinic.name,
+        "clinic_phone": clinic.phone,
+        "emergency_number": clinic.emergency_number,
+        "booking": clinic.booking,
+    }
+
+
+def needs_day(intent: str) -> bool:
+    """Answers that cannot be given without knowing the treatment date."""
+    return (intent in SYMPTOM_INTENTS or intent in topic_map().intents
+            or intent in ("ask_is_normal", "ask_next_treatment"))
+
+
+def answer_symptom(ctx: AssistantContext, patient: Optional[PatientView], intent: str,
+                   text: str = "") -> list[Reply]:
+    if intent in RED_FLAG_TOPIC_INTENTS:
+        return [Reply(f"utter_symptom_{RED_FLAG_TOPIC_INTENTS[intent]}", clinic_values(ctx.protocol))]
+    symptom = SYMPTOM_INTENTS[intent]
+    values = clinic_values(ctx.protocol)
+    care = Reply(f"utter_symptom_{symptom}", values)
+    if patient is None:
+        return [Reply("utter_symptom_phase_unknown_day", values), care]
+    course = ctx.protocol.symptoms[symptom]
+    now = ctx.now()
+    phase = symptom_phase(course, patient.day)
+    until_start = local_date_of_day(patient.treated_at, patient.tz, course.expected_until)
+    routine_start = local_date_of_day(patient.treated_at, patient.tz, course.routine_after + 1)
+    phase_values = {
+        **values,
+        "day": patient.day,
+        "until_day": course.expected_until,
+        "until_when": _by_the_end_of(until_start, now, patient),
+        "routine_when": f"on {describe_day(routine_start, now, patient.tz)}",
+    }
+    return [Reply(f"utter_symptom_phase_{phase.value}", phase_values), care]
+
+
+def _by_the_end_of(day_start: datetime, now: datetime, patient: PatientView) -> str:
+    name = describe_day(day_start, now, patient.tz)
+    return f"the end of {name}" if name not in ("today", "tomorrow", "yesterday") else \
+        {"today": "the end of today", "tomorrow": "the end of tomorrow",
+         "yesterday": "yesterday"}[name]
+
+
+def answer_when_allowed(ctx: AssistantContext, patient: PatientView, intent: str,
+                        text: str) -> list[Reply]:
+    protocol = ctx.protocol
+    replies = []
+    for topic in topic_map().topics_for(intent, text):
+        replies.extend(_topic_replies(ctx, patient, topic))
+    return replies
+
+
+def _topic_replies(ctx: AssistantContext, patient: PatientView, topic: str) -> list[Reply]:
+    protocol = ctx.protocol
+    values = clinic_values(protocol)
+    if topic == "cool_compress" and not protocol.cool_compress_allowed:
+        return [Reply("utter_cool_compress_off", values)]
+    now = ctx.now()
+    waiting = waiting_status(patient.treated_at, protocol.aftercare[topic], now)
+    if waiting.allowed_now:
+        status = Reply(f"utter_{topic}_allowed", values)
+    else:
+        status = Reply(f"utter_{topic}_not_yet", {
+            **values,
+            "from_when": describe_moment(waiting.from_moment, now, patient.tz),
+            "hours": _format_hours(waiting.hours),
+        })
+    return [status, Reply(f"utter_{topic}_how", values)]
+
+
+def _format_hours(hours: float) -> str:
+    return str(int(hours)) if float(hours).is_integer() else f"{hours:g}"
+
+
+def answer_pain_relief(ctx: AssistantContext, patient: PatientView, intent: str,
+                       text: str) -> list[Reply]:
+    return answer_when_allowed(ctx, patient, intent, text)
+
+
+def answer_is_normal(ctx: AssistantContext, patient: Optional[PatientView], intent: str = "",
+                     text: str = "") -> list[Reply]:
+    values = clinic_values(ctx.protocol)
+    if patient is None:
+        return [Reply("utter_normal_course_unknown_day", values)]
+    expected = [
+        SYMPTOM_LABELS[name] for name, course in ctx.protocol.symptoms.items()
+        if course.expected_from <= patient.day <= course.expected_until
+    ]
+    if not expected:
+        return [Reply("utter_normal_course_settled", {**values, "day": patient.day})]
+    return [Reply("utter_normal_course", {**values, "day": patient.day,
+                                          "expected_today": _join(expected)})]
+
+
+def _join(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def answer_results_timeline(ctx: AssistantContext, patient: Optional[PatientView],
+                            intent: str = "", text: str = "") -> list[Reply]:
+    course = ctx.protocol.course
+    return [Reply("utter_results_timeline", {
+        **clinic_values(ctx.protocol),
+        "glow_weeks": course.results_glow_weeks,
+        "collagen_weeks": course.results_collagen_weeks,
+        "full_months": course.results_full_months,
+        "sessions": course.sessions,
+        "interval_weeks": course.interval_weeks,
+    })]
+
+
+def answer_next_treatment(ctx: AssistantContext, patient: Optional[PatientView],
+                          intent: str, text: str) -> list[Reply]:
+    protocol = ctx.protocol
+    if patient is not None and topic_map().topics_for(intent, text):
+        return answer_when_allowed(ctx, patient, intent, text)
+    values = {**clinic_values(protocol), "sessions": protocol.course.sessions,
+              "interval_weeks": protocol.course.interval_weeks}
+    if patient is None:
+        return [Reply("utter_next_treatment_unknown", values)]
+    values["number"] = patient.treatment_number
+    if patient.treatment_number >= protocol.course.sessions:
+        return [Reply("utter_next_treatment_course_done", values)]
+    next_day = patient.treated_at + timedelta(weeks=protocol.course.interval_weeks)
+    values["next_when"] = describe_day(next_day, ctx.now(), patient.tz)
+    return [Reply("utter_next_treatment", values)]
+
+
+def opening_note(ctx: AssistantContext) -> str:
+    """Whether the clinic is open now, in the clinic's own time zone."""
+    protocol = ctx.protocol
+    local = ctx.now().astimezone(protocol.tz)
+    hours = protocol.clinic.hours_on(local.weekday())
+    if hours and hours[0] <= local.time() < hours[1]:
+        return f"The clinic is open today until {hours[1].strftime('%H:%M')}."
+    for ahead in range(0 if hours and local.time() < hours[0] else 1, 8):
+        day = local + timedelta(days=ahead)
+        day_hours = protocol.clinic.hours_on(day.weekday())
+        if day_hours:
+            start = day.replace(hour=day_hours[0].hour, minute=day_hours[0].minute)
+            return f"The clinic is closed now and opens again {describe_moment(start, local, protocol.tz)}."
+    return "The clinic is closed now."
+
+
+Answerer = Callable[[AssistantContext, Optional[PatientView], str, str], list[Reply]]
+
+ANSWERERS: dict[str, Answerer] = {
+    **{intent: answer_symptom for intent in SYMPTOM_INTENTS},
+    **{intent: answer_symptom for intent in RED_FLAG_TOPIC_INTENTS},
+    **{intent: answer_when_allowed for intent in topic_map().intents
+       if intent not in ("ask_next_treatment", "ask_pain_relief")},
+    "ask_pain_relief": answer_pain_relief,
+    "ask_is_normal": answer_is_normal,
+    "ask_results_timeline": answer_results_timeline,
+    "ask_next_treatment": answer_next_treatment,
+}
+
+
+def answer(ctx: AssistantContext, patient: Optional[PatientView], intent: str,
+           text: str) -> list[Reply]:
+    return ANSWERERS[intent](ctx, patient, intent, text)
+
+
+def responses_sent_by_actions(protocol: Protocol) -> set[str]:
+    """Every response name the custom actions can send (for the authoring checks)."""
+    topics = set(protocol.aftercare)
+    return (
+        {f"utter_symptom_{s}" for s in SYMPTOM_INTENTS.values()}
+        | {f"utter_symptom_{t}" for t in RED_FLAG_TOPIC_INTENTS.values()}
+        | {f"utter_symptom_phase_{p.value}" for p in Phase} | {"utter_symptom_phase_unknown_day"}
+        | {f"utter_{t}_{kind}" for t in topics for kind in ("not_yet", "allowed", "how")}
+        | {"utter_cool_compress_off"}
+        | {"utter_normal_course", "utter_normal_course_settled", "utter_normal_course_unknown_day"}
+        | {"utter_results_timeline", "utter_next_treatment", "utter_next_treatment_course_done",
+           "utter_next_treatment_unknown", "utter_human_handoff", "utter_default",
+           "utter_ask_treatment_date", "utter_treatment_date_saved",
+           "utter_treatment_date_not_understood"}
+        | {f"utter_red_flag_{level}" for level in ("emergency", "urgent", "routine")}
+    )

@@ -1,0 +1,99 @@
+"""`aftercare chat` and `aftercare run`: talk to the assistant in the terminal."""
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import timedelta
+
+from aftercare.cli import CommandError
+from aftercare.protocol import ProtocolError, load_protocol
+from aftercare.rasa_client import RasaClient, RasaUnavailable
+from aftercare.services import ServiceError, running_services
+from aftercare.settings import get_settings
+from aftercare.store import db, repository
+
+DEMO_SENDER = "demo-patient"
+DEMO_NAME = "Demo Patient"
+MAX_MESSAGE_CHARS = 4096
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    run = subparsers.add_parser(
+        "run", help="start the Rasa and action servers and chat as the demo patient")
+    run.add_argument("--demo-hours", type=float, default=None,
+                     help="hours since the demo patient's treatment "
+                          "(default: AFTERCARE_DEMO_HOURS or 3)")
+    run.set_defaults(handler=_run)
+
+    chat = subparsers.add_parser("chat", help="chat in the terminal with a running assistant")
+    chat.add_argument("--sender", default=DEMO_SENDER,
+                      help="conversation id (a patient's linked sender id)")
+    chat.set_defaults(handler=_chat)
+
+
+def ensure_demo_patient(hours_ago: float) -> None:
+    """(Re)create the demo patient, treated `hours_ago` hours before now."""
+    settings = get_settings()
+    protocol = load_protocol(settings.protocol_path)
+    db.migrate(settings.database_url)
+    from datetime import datetime, timezone
+    treated_at = datetime.now(timezone.utc) - timedelta(hours=hours_ago)
+    with db.session_scope(settings.database_url) as session:
+        existing = repository.find_patient_by_sender(session, DEMO_SENDER)
+        if existing is not None:
+            repository.remove_patient(session, existing.id)
+            session.flush()
+        repository.add_patient(session, name=DEMO_NAME, treated_at=treated_at,
+                               timezone=protocol.clinic.timezone, sender_id=DEMO_SENDER)
+
+
+def _run(args: argparse.Namespace) -> int:
+    settings = get_settings()
+    try:
+        load_protocol(settings.protocol_path)
+    except ProtocolError as exc:
+        raise CommandError(f"the clinic protocol has errors:\n{exc}") from None
+    hours = args.demo_hours if args.demo_hours is not None else settings.demo_hours_since_treatment
+    if hours < 0:
+        raise CommandError("--demo-hours must be 0 or more")
+    ensure_demo_patient(hours)
+    print("Starting the action server and the Rasa server (logs in var/log/) ...")
+    try:
+        with running_services(settings):
+            if settings.telegram_token:
+                print("TELEGRAM_TOKEN is set, but the Telegram front end is not part of this "
+                      "version yet; opening the terminal chat instead.")
+            print(f"Ready. You are the demo patient, treated {hours:g} hours ago. "
+                  "Type a message; Ctrl-D or /quit to leave.")
+            return chat_loop(RasaClient(settings.rasa_url), DEMO_SENDER)
+    except ServiceError as exc:
+        raise CommandError(str(exc)) from None
+
+
+def _chat(args: argparse.Namespace) -> int:
+    return chat_loop(RasaClient(get_settings().rasa_url), args.sender)
+
+
+def chat_loop(client: RasaClient, sender_id: str) -> int:
+    protocol = load_protocol(get_settings().protocol_path)
+    while True:
+        try:
+            text = input("you> ")
+        except (EOFError, KeyboardInterrupt):
+            print()
+            return 0
+        text = text.strip()
+        if text in ("/quit", "/exit"):
+            return 0
+        if not text:
+            print("assistant> (type a message, or /quit to leave)")
+            continue
+        text = text[:MAX_MESSAGE_CHARS]
+        try:
+            replies = client.send(sender_id, text)
+        except RasaUnavailable:
+            print(f"assistant> Sorry, I'm having trouble right now. If you need help, "
+                  f"call the clinic on {protocol.clinic.phone}.", file=sys.stdout)
+            continue
+        for reply in replies or ["(no reply)"]:
+            print(f"assistant> {reply}")

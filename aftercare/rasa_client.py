@@ -1,0 +1,31 @@
+"""A small client for Rasa's REST channel, shared by the terminal chat,
+the end-to-end tests and the benchmarks."""
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+
+
+class RasaUnavailable(RuntimeError):
+    """Rasa (or the action server behind it) did not answer."""
+
+
+@dataclass(frozen=True)
+class RasaClient:
+    base_url: str
+    timeout: float = 30
+
+    def send(self, sender_id: str, text: str) -> list[str]:
+        """Send a patient's message; return the assistant's reply texts."""
+        body = json.dumps({"sender": sender_id, "message": text}).encode("utf-8")
+        request = urllib.request.Request(
+            f"{self.base_url.rstrip('/')}/webhooks/rest/webhook", data=body,
+            headers={"Content-Type": "application/json"}, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                replies = json.loads(response.read().decode("utf-8"))
+        except (urllib.error.URLError, ConnectionError, TimeoutError, json.JSONDecodeError) as exc:
+            raise RasaUnavailable(str(exc)) from exc
+        return [reply["text"] for reply in replies if reply.get("text")]

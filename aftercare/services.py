@@ -1,0 +1,142 @@
+"""Start and stop the Rasa server and the action server as child processes.
+
+Used by `aftercare run`, the end-to-end tests and the benchmarks, so they all
+start the product the same way. Output goes to log files under var/log/.
+"""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from aftercare.settings import PROJECT_ROOT, Settings
+
+VENV_BIN = Path(sys.executable).parent
+MODEL_DIR = PROJECT_ROOT / "models"
+MODEL_NAME = "aftercare"
+
+
+class ServiceError(RuntimeError):
+    """A service did not start or stopped unexpectedly."""
+
+
+@dataclass
+class Service:
+    name: str
+    process: subprocess.Popen
+    health_url: str
+    log_path: Path
+
+    def is_healthy(self) -> bool:
+        try:
+            with urllib.request.urlopen(self.health_url, timeout=1) as response:
+                return response.status == 200
+        except (urllib.error.URLError, ConnectionError, TimeoutError, OSError):
+            return False
+
+    def stop(self, timeout: float = 15) -> None:
+        if self.process.poll() is not None:
+            return
+        os.killpg(self.process.pid, signal.SIGTERM)
+        try:
+            self.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+
+def model_path() -> Path:
+    path = MODEL_DIR / f"{MODEL_NAME}.tar.gz"
+    if not path.is_file():
+        raise ServiceError(f"no trained model at {path}: run `aftercare train` (or make model)")
+    return path
+
+
+def service_env(settings: Settings) -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env["ACTION_SERVER_URL"] = settings.action_server_url
+    env["AFTERCARE_DATABASE_URL"] = settings.database_url
+    env["RASA_TRACKER_DB"] = tracker_db_path(settings)
+    env["PYTHONPATH"] = str(PROJECT_ROOT)
+    env["RASA_TELEMETRY_ENABLED"] = "false"
+    return env
+
+
+def tracker_db_path(settings: Settings) -> str:
+    """Rasa keeps conversations in the patient store's SQLite file by default."""
+    url = settings.database_url
+    if url.startswith("sqlite:///"):
+        return url[len("sqlite:///"):]
+    return str(PROJECT_ROOT / "var" / "tracker.db")
+
+
+def _port(url: str) -> str:
+    return url.rsplit(":", 1)[1].split("/")[0]
+
+
+def _spawn(name: str, args: list[str], env: dict, health_url: str, log_dir: Path) -> Service:
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"{name}.log"
+    log = open(log_path, "ab")
+    process = subprocess.Popen(args, cwd=PROJECT_ROOT, env=env, stdout=log,
+                               stderr=subprocess.STDOUT, start_new_session=True)
+    return Service(name=name, process=process, health_url=health_url, log_path=log_path)
+
+
+def start_action_server(settings: Settings, log_dir: Path) -> Service:
+    port = _port(settings.action_server_url)
+    return _spawn("action-server",
+                  [str(VENV_BIN / "rasa"), "run", "actions", "--actions", "actions.actions",
+                   "--port", port],
+                  service_env(settings), f"http://127.0.0.1:{port}/health", log_dir)
+
+
+def start_rasa_server(settings: Settings, log_dir: Path, model: Path | None = None) -> Service:
+    port = _port(settings.rasa_url)
+    return _spawn("rasa-server",
+                  [str(VENV_BIN / "rasa"), "run", "--model", str(model or model_path()),
+                   "--enable-api", "--port", port, "--interface", "127.0.0.1",
+                   "--endpoints", "endpoints.yml", "--credentials", "credentials.yml"],
+                  service_env(settings), f"http://127.0.0.1:{port}/status", log_dir)
+
+
+def wait_until_healthy(services: list[Service], timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    pending = list(services)
+    while pending:
+        for service in list(pending):
+            if service.process.poll() is not None:
+                raise ServiceError(f"{service.name} exited with status "
+                                   f"{service.process.returncode}; see {service.log_path}")
+            if service.is_healthy():
+                pending.remove(service)
+        if pending and time.monotonic() > deadline:
+            names = ", ".join(s.name for s in pending)
+            raise ServiceError(f"{names} not ready after {timeout:.0f} s; see var/log/")
+        time.sleep(0.2)
+
+
+@contextmanager
+def running_services(settings: Settings, log_dir: Path | None = None, timeout: float = 180,
+                     include_rasa: bool = True) -> Iterator[list[Service]]:
+    """The action server and (unless include_rasa is False) the Rasa server,
+    healthy, stopped on exit."""
+    log_dir = log_dir or PROJECT_ROOT / "var" / "log"
+    services = [start_action_server(settings, log_dir)]
+    try:
+        if include_rasa:
+            services.append(start_rasa_server(settings, log_dir))
+        wait_until_healthy(services, timeout)
+        yield services
+    finally:
+        for service in reversed(services):
+            service.stop()

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Create .venv with Python 3.10 and install the project at exactly the versions
+# in requirements/constraints.txt. Does nothing when they are already installed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+stamp=.venv/.installed
+want=$(cat requirements/constraints.txt pyproject.toml | sha256sum | cut -d' ' -f1)
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ] && [ -x .venv/bin/aftercare ]; then
+  exit 0
+fi
+
+find_python() {
+  for candidate in python3.10 "$(pyenv root 2>/dev/null)/versions/"3.10*/bin/python3.10; do
+    if command -v "$candidate" >/dev/null 2>&1 && "$candidate" -c 'import sys; assert sys.version_info[:2] == (3, 10)' 2>/dev/null; then
+      command -v "$candidate"; return 0
+    fi
+  done
+  return 1
+}
+
+if [ ! -x .venv/bin/python ]; then
+  python=$(find_python) || { echo "setup: Python 3.10 is needed (Rasa 3.6 does not run on 3.11+). Install it, e.g. 'pyenv install 3.10'." >&2; exit 1; }
+  echo "setup: creating .venv with $python"
+  "$python" -m venv .venv
+fi
+echo "setup: installing pinned dependencies (the first time takes a few minutes)"
+.venv/bin/python -m pip install --quiet --disable-pip-version-check "pip==24.0"
+.venv/bin/python -m pip install --quiet --disable-pip-version-check \
+  -c requirements/constraints.txt -e ".[dev]"
+echo "$want" > "$stamp"
+echo "setup: done"
