@@ -11,12 +11,11 @@ from rasa_sdk.events import ActionExecuted, EventType, SessionStarted, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.answers import (
-    ANSWERERS, Reply, SYMPTOM_INTENTS, answer, answer_is_normal, answer_symptom, clinic_values,
-    needs_day, opening_note,
+    ANSWERERS, Reply, SYMPTOM_INTENTS, answer, clinic_values, needs_day, opening_note,
 )
 from actions.context import AssistantContext, PatientView, default_context
 from aftercare.dates import DateParseError, parse_treatment_time
-from aftercare.recovery import describe_moment, hours_since, recovery_day
+from aftercare.recovery import recovery_day
 from aftercare.safety.triage import triage
 from aftercare.store import repository
 
@@ -198,6 +197,8 @@ class ActionSetTreatmentDate(ContextAction):
                 repository.add_patient(session, name=SELF_REPORTED_NAME, treated_at=treated_at,
                                        timezone=tz.key, sender_id=tracker.sender_id,
                                        source="self_reported")
+            elif (treatment := repository.current_treatment(patient)) is not None:
+                treatment.treated_at = treated_at  # a correction, not a new session
             else:
                 repository.add_treatment(session, patient, treated_at)
         dispatcher.utter_message(
