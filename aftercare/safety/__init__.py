@@ -1,0 +1,30 @@
+"""The red-flag safety net: signs that need a person, found in patients' messages.
+
+`RedFlagNet` (net.py) reads the clinician-maintained patterns in
+data/safety/red_flags.yml and assesses one message; `triage` (triage.py)
+combines that assessment with the NLU intent. A missed red flag is the one
+failure this product cannot have, so every rule errs towards the more urgent
+level.
+"""
+from aftercare.safety.net import (
+    LEVELS,
+    Assessment,
+    Discounted,
+    PatternError,
+    RedFlagNet,
+    Sign,
+)
+from aftercare.safety.triage import (
+    LEVEL_ORDER,
+    RED_FLAG_INTENTS,
+    SYMPTOM_INTENTS,
+    Triage,
+    max_level,
+    triage,
+)
+
+__all__ = [
+    "LEVELS", "LEVEL_ORDER", "RED_FLAG_INTENTS", "SYMPTOM_INTENTS",
+    "Assessment", "Discounted", "PatternError", "RedFlagNet", "Sign", "Triage",
+    "max_level", "triage",
+]

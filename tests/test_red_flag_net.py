@@ -1,0 +1,447 @@
+"""The red-flag safety net (aftercare/safety) and its clinician-maintained patterns.
+
+tests/red_flag_cases.tsv holds the tricky cases (text, day, expected_level,
+note): every row must give exactly its expected level, and every expected
+flag must be reached at least (the safety-first check, a separate test so a
+regression towards *missing* a flag is reported as such).
+"""
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pytest
+import yaml
+
+from aftercare.protocol import Protocol, load_protocol
+from aftercare.safety import (
+    LEVEL_ORDER,
+    RED_FLAG_INTENTS,
+    SYMPTOM_INTENTS,
+    Assessment,
+    PatternError,
+    RedFlagNet,
+    Sign,
+    Triage,
+    max_level,
+    triage,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+PATTERNS = ROOT / "data" / "safety" / "red_flags.yml"
+PROTOCOL = ROOT / "clinic" / "protocol.yml"
+CASES = Path(__file__).resolve().parent / "red_flag_cases.tsv"
+
+
+def _load_cases() -> list[tuple[str, int | None, str | None, str]]:
+    with CASES.open(encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle, delimiter="\t", quoting=csv.QUOTE_NONE)
+        assert reader.fieldnames == ["text", "day", "expected_level", "note"]
+        rows = []
+        for row in reader:
+            day = int(row["day"]) if row["day"].strip() else None
+            level = row["expected_level"].strip()
+            assert level in ("emergency", "urgent", "routine", "none"), row
+            rows.append((row["text"], day, None if level == "none" else level, row["note"]))
+    return rows
+
+
+CASE_ROWS = _load_cases()
+CASE_IDS = [f"{i + 2:03d}-{text[:40]}" for i, (text, *_rest) in enumerate(CASE_ROWS)]
+FLAG_ROWS = [row for row in CASE_ROWS if row[2] is not None]
+FLAG_IDS = [i for i, row in zip(CASE_IDS, CASE_ROWS) if row[2] is not None]
+
+
+@pytest.fixture(scope="module")
+def protocol() -> Protocol:
+    return load_protocol(PROTOCOL)
+
+
+@pytest.fixture(scope="module")
+def net(protocol) -> RedFlagNet:
+    return RedFlagNet.from_file(PATTERNS, protocol)
+
+
+def _protocol_with(**symptom_changes) -> Protocol:
+    raw = yaml.safe_load(PROTOCOL.read_text(encoding="utf-8"))
+    for symptom, changes in symptom_changes.items():
+        raw["symptoms"][symptom].update(changes)
+    return Protocol.parse_obj(raw)
+
+
+# ----------------------------------------------------------------- the case file
+
+def test_case_file_is_big_and_varied():
+    assert len(CASE_ROWS) >= 120
+    levels = {row[2] for row in CASE_ROWS}
+    assert levels == {"emergency", "urgent", "routine", None}
+    assert any(row[1] is None for row in CASE_ROWS), "some cases have an unknown day"
+    assert any(len(row[0]) > 500 for row in CASE_ROWS), "some cases are long messages"
+
+
+@pytest.mark.parametrize("text,day,expected,note", CASE_ROWS, ids=CASE_IDS)
+def test_case_gives_expected_level(net, text, day, expected, note):
+    assessment = net.assess(text, day)
+    assert assessment.level == expected, (
+        f"{note}: expected {expected}, got {assessment.level} "
+        f"(signs {[(s.id, s.matched) for s in assessment.signs]}, "
+        f"discounted {[(d.id, d.cue) for d in assessment.discounted]})")
+
+
+@pytest.mark.parametrize("text,day,expected,note", FLAG_ROWS, ids=FLAG_IDS)
+def test_expected_flag_reached_at_least(net, text, day, expected, note):
+    """Safety first: a flag may come out more urgent than expected, never lower."""
+    got = net.assess(text, day).level
+    assert LEVEL_ORDER[got] >= LEVEL_ORDER[expected], f"{note}: {expected} -> {got}"
+
+
+# ----------------------------------------------------------------- coverage of the facts
+
+SECTION_3_SIGNS = {
+    # emergency
+    "airway_swelling", "breathing_trouble", "hives_with_dizziness", "vision_or_eye_pain",
+    "fever_with_spreading_redness",
+    # urgent
+    "pus", "honey_crust", "redness_spreading_or_worse", "swelling_worse", "pain_worse",
+    "symptom_returning", "fever_or_chills", "severe_pain", "blisters", "cold_sore",
+    "rash_or_hives", "bleeding_wont_stop", "looks_infected", "oozing_or_weeping", "bad_smell",
+    # routine
+    "redness_persisting", "swelling_persisting", "dark_patches_new", "lumps_later",
+    "breakouts_keep_coming", "scarring", "bruising_persisting",
+}
+
+
+def test_every_section_3_sign_has_patterns(net):
+    by_id = {spec.id: spec for spec in net.signs}
+    missing = SECTION_3_SIGNS - set(by_id)
+    assert not missing
+    for sign_id in SECTION_3_SIGNS:
+        assert by_id[sign_id].rules and by_id[sign_id].reason
+
+
+def test_levels_of_key_signs(net):
+    levels = {spec.id: spec.level for spec in net.signs}
+    for sign_id in ("airway_swelling", "breathing_trouble", "hives_with_dizziness",
+                    "vision_or_eye_pain", "fever_with_spreading_redness"):
+        assert levels[sign_id] == "emergency"
+    for sign_id in ("pus", "honey_crust", "cold_sore", "blisters", "bleeding_wont_stop",
+                    "fever_or_chills", "severe_pain", "rash_or_hives"):
+        assert levels[sign_id] == "urgent"
+    for sign_id in ("redness_persisting", "dark_patches_new", "lumps_later", "scarring"):
+        assert levels[sign_id] == "routine"
+
+
+def test_patterns_file_explains_its_format():
+    header = PATTERNS.read_text(encoding="utf-8").split("\nversion:")[0]
+    for word in ("emergency", "urgent", "routine", "min_day", "after_symptom_window",
+                 "worse_after", "returning", "unless", "negation", "hypothetical"):
+        assert word in header
+
+
+# ----------------------------------------------------------------- the assessment
+
+def test_assessment_shape(net):
+    assessment = net.assess("there's pus and my lips are swelling", 2)
+    assert isinstance(assessment, Assessment)
+    assert assessment.level == "emergency"
+    assert all(isinstance(s, Sign) for s in assessment.signs)
+    ids = [s.id for s in assessment.signs]
+    assert ids[0] == "airway_swelling" and "pus" in ids
+    assert "pus reported" in assessment.reason
+    assert "swelling of lips" in assessment.reason
+    pus = next(s for s in assessment.signs if s.id == "pus")
+    assert (pus.level, pus.matched, pus.topic) == ("urgent", "pus", "infection")
+
+
+def test_no_flag_has_empty_reason(net):
+    assessment = net.assess("when can I wear makeup?", 1)
+    assert assessment.level is None and assessment.signs == [] and assessment.reason == ""
+
+
+@pytest.mark.parametrize("text", [
+    "", "   ", "\n\n", None, "😀", "🙂🙂🙂", "👍", "...", "??!!", "\t", "\u200b", "1234",
+    "皮肤发红", "la piel está roja y me pica un poco", "Die Haut ist ein bisschen rot",
+    "مرحبا", "\x00\x01",
+])
+def test_odd_input_does_not_crash(net, text):
+    assessment = net.assess(text, 2)
+    assert assessment.level is None
+
+
+def test_foreign_word_for_pus_still_flags(net):
+    # "pus" is pus in Spanish too; the safe direction wins
+    assert net.assess("tengo pus en la mejilla", 3).level == "urgent"
+
+
+def test_very_long_message_with_flag_at_the_end(net):
+    filler = "I washed my face with lukewarm water and used the serum as advised. " * 70
+    assert len(filler) > 4000
+    assert net.assess(filler + "My lips are swelling up.", 0).level == "emergency"
+    assert net.assess(filler + "There is pus on my chin.", 3).level == "urgent"
+    assert net.assess(filler, 3).level is None
+
+
+def test_very_long_message_with_flag_at_the_start(net):
+    filler = " Everything else is fine and I am following the sheet." * 100
+    assert net.assess("I can't breathe properly." + filler, 0).level == "emergency"
+
+
+def test_huge_message_is_read_to_the_end(net):
+    filler = "All fine here, following the aftercare sheet.\n" * 1500
+    assert len(filler) > 60_000
+    assert net.assess(filler + "Now my throat feels tight.", 0).level == "emergency"
+    assert net.assess(filler, 0).level is None
+
+
+def test_day_may_be_given_as_string_number(net):
+    assert net.assess("still red", "9").level == "routine"
+    assert net.assess("the swelling is getting worse", "not a day").level == "urgent"
+
+
+def test_day_conditions_follow_the_protocol(protocol):
+    strict = RedFlagNet.from_file(PATTERNS, _protocol_with(redness={"routine_after": 4}))
+    default = RedFlagNet.from_file(PATTERNS, protocol)
+    assert default.assess("still red", 5).level is None
+    assert strict.assess("still red", 5).level == "routine"
+    later = RedFlagNet.from_file(
+        PATTERNS, _protocol_with(swelling={"urgent_if_worse_after": 5, "routine_after": 7}))
+    assert default.assess("the swelling is getting worse", 4).level == "urgent"
+    assert later.assess("the swelling is getting worse", 4).level is None
+    assert later.assess("the swelling is getting worse", 6).level == "urgent"
+
+
+@pytest.mark.parametrize("day,expected", [(0, None), (1, None), (7, None), (8, "routine"),
+                                          (30, "routine")])
+def test_still_red_by_day(net, day, expected):
+    assert net.assess("my face is still red", day).level == expected
+
+
+@pytest.mark.parametrize("day,expected", [(5, None), (10, None), (11, "routine"), (14, "routine")])
+def test_bruise_by_day(net, day, expected):
+    assert net.assess("the bruise is still there", day).level == expected
+
+
+@pytest.mark.parametrize("day,expected", [(0, None), (1, None), (2, None), (3, "urgent"),
+                                          (4, "urgent"), (None, "urgent")])
+def test_worse_swelling_by_day(net, day, expected):
+    assert net.assess("the swelling is getting worse", day).level == expected
+
+
+def test_emergency_signs_ignore_the_day(net):
+    for day in (0, 1, 5, 30, None):
+        assert net.assess("my tongue is swelling", day).level == "emergency"
+        assert net.assess("I'm wheezing", day).level == "emergency"
+
+
+def test_day_gated_signs_are_reported(net):
+    assessment = net.assess("still red", 1)
+    assert assessment.level is None
+    assert "redness_persisting" in [s.id for s in assessment.gated]
+
+
+@pytest.mark.parametrize("text,cue", [
+    ("no pus", "negated"),
+    ("there isn't any yellow crust, the scabs are brown", "negated"),
+    ("I had a cold sore last year", "history"),
+    ("I used to get cold sores", "history"),
+    ("what if it gets infected?", "hypothetical"),
+    ("how would I know if it's infected?", "hypothetical"),
+    ("my friend had an infection after hers", "third_party"),
+])
+def test_discounted_words_are_recorded(net, text, cue):
+    assessment = net.assess(text, 3)
+    assert assessment.level is None
+    assert cue in {d.cue for d in assessment.discounted}
+
+
+def test_positive_beats_discounted_mention(net):
+    assessment = net.assess("no pus yesterday but today there is pus", 3)
+    assert assessment.level == "urgent"
+
+
+def test_build_nlp_once_per_net(net):
+    nlp = net.nlp
+    net.assess("pus", 3)
+    net.assess("hives", 3)
+    assert net.nlp is nlp
+    assert "lemmatizer" in nlp.pipe_names
+
+
+# ----------------------------------------------------------------- pattern validation
+
+MINIMAL_WORDS = {"PUS": ["pus"], "WORSE": ["worse"], "RETURN": ["came back"]}
+
+
+def _net(protocol, signs, words=None, **extra):
+    data = {"words": dict(MINIMAL_WORDS if words is None else words), "signs": signs}
+    data.update(extra)
+    return RedFlagNet(data, protocol, source="test.yml")
+
+
+def test_minimal_patterns_work(protocol):
+    net = _net(protocol, [{"id": "pus", "level": "urgent", "reason": "pus", "any": ["PUS"]}])
+    assert net.assess("lots of pus", 2).level == "urgent"
+    # without cue lists nothing is negated: the net errs towards flagging
+    assert net.assess("no pus", 2).level == "urgent"
+    assert net.assess("a bit red", 2).level is None
+
+
+@pytest.mark.parametrize("sign,message", [
+    ({"id": "x", "level": "severe", "reason": "r", "any": ["PUS"]}, "level"),
+    ({"id": "x", "level": "urgent", "reason": "", "any": ["PUS"]}, "reason"),
+    ({"id": "x", "level": "urgent", "reason": "r", "any": []}, "any"),
+    ({"id": "x", "level": "urgent", "reason": "r", "any": ["NOPE"]}, "unknown word group NOPE"),
+    ({"id": "x", "level": "urgent", "reason": "r", "any": ["PUS"], "min_days": 3}, "unknown key"),
+    ({"id": "x", "level": "urgent", "reason": "r", "any": ["PUS"],
+      "after_symptom_window": "sneezing"}, "unknown symptom"),
+    ({"id": "X", "level": "urgent", "reason": "r", "any": ["PUS"]}, "id"),
+    ({"id": "x", "level": "urgent", "reason": "r", "any": ["(pus"]}, "brackets"),
+    ({"id": "x", "level": "urgent", "reason": "r", "any": ["PUS"], "scope": "page"}, "scope"),
+])
+def test_bad_sign_is_refused(protocol, sign, message):
+    with pytest.raises(PatternError, match=message):
+        _net(protocol, [sign])
+
+
+def test_duplicate_ids_are_refused(protocol):
+    sign = {"id": "x", "level": "urgent", "reason": "r", "any": ["PUS"]}
+    with pytest.raises(PatternError, match="duplicate"):
+        _net(protocol, [sign, dict(sign)])
+
+
+def test_unknown_cue_kind_is_refused(protocol):
+    with pytest.raises(PatternError, match="unknown kind"):
+        _net(protocol, [{"id": "x", "level": "urgent", "reason": "r", "any": ["PUS"]}],
+             cues={"negations": ["no"]})
+
+
+def test_missing_file_is_a_pattern_error(protocol, tmp_path):
+    with pytest.raises(PatternError, match="not found"):
+        RedFlagNet.from_file(tmp_path / "nope.yml", protocol)
+
+
+def test_phrase_syntax(protocol):
+    words = {"W": ["(hard to|can't) swallow", "blist~", "=chills", "temp ... 39~", "cluster of * bumps"]}
+    net = _net(protocol, [{"id": "x", "level": "urgent", "reason": "r", "any": ["W"]}], words=words)
+    for text in ("it's hard to swallow", "I can't swallow", "blistery skin", "chills",
+                 "my temp is about 39.5", "a cluster of tiny bumps"):
+        assert net.assess(text, 2).level == "urgent", text
+    for text in ("I swallow fine", "a chill in the air", "a cluster of bumps",
+                 "my temp is normal, about 36"):
+        assert net.assess(text, 2).level is None, text
+
+
+# ----------------------------------------------------------------- triage
+
+def test_level_order_and_max_level():
+    assert LEVEL_ORDER[None] < LEVEL_ORDER["routine"] < LEVEL_ORDER["urgent"] < LEVEL_ORDER["emergency"]
+    assert max_level(None, None) is None
+    assert max_level(None, "routine") == "routine"
+    assert max_level("urgent", "routine") == "urgent"
+    assert max_level("urgent", "emergency") == "emergency"
+    assert max_level("emergency", None) == "emergency"
+    with pytest.raises(ValueError):
+        max_level("bad", None)
+
+
+def test_intent_maps_cover_the_protocol(protocol):
+    assert set(SYMPTOM_INTENTS.values()) == set(protocol.symptoms)
+    assert set(RED_FLAG_INTENTS) == {"report_infection_signs", "report_allergic_reaction",
+                                     "report_cold_sore", "report_blistering"}
+
+
+@pytest.mark.parametrize("intent", sorted(RED_FLAG_INTENTS))
+def test_red_flag_intent_alone_is_urgent(net, protocol, intent):
+    result = triage("it looks a bit weird, can you have a look?", intent, 0.55, 2, net, protocol)
+    assert isinstance(result, Triage)
+    assert result.level == "urgent"
+    assert result.source == "intent"
+    assert result.reasons and result.reasons[-1].endswith("reported")
+    assert "report_" not in result.reason     # staff/patient-facing text, no intent names
+
+
+def test_red_flag_intent_low_confidence_still_flags(net, protocol):
+    result = triage("something on my lip", "report_cold_sore", 0.12, 2, net, protocol)
+    assert result.level == "urgent"
+
+
+def test_allergic_intent_is_urgent_unless_net_says_emergency(net, protocol):
+    plain = triage("I think I'm reacting to something", "report_allergic_reaction", 0.9, 0,
+                   net, protocol)
+    assert plain.level == "urgent"
+    severe = triage("my tongue is swelling", "report_allergic_reaction", 0.9, 0, net, protocol)
+    assert severe.level == "emergency"
+    assert severe.source == "net"
+
+
+@pytest.mark.parametrize("text,intent", [
+    ("no pus, no crust, no fever", "report_infection_signs"),
+    ("I don't think it's infected", "report_infection_signs"),
+    ("what if it gets infected?", "report_infection_signs"),
+    ("I had a cold sore last year", "report_cold_sore"),
+    ("I used to get cold sores as a kid", "report_cold_sore"),
+    ("what if I get a cold sore?", "report_cold_sore"),
+    ("not itchy and no blisters", "report_blistering"),
+    ("I'm not allergic to anything", "report_allergic_reaction"),
+    ("what does an allergic reaction look like?", "report_allergic_reaction"),
+])
+def test_intent_does_not_flag_when_net_saw_the_topic_discounted(net, protocol, text, intent):
+    result = triage(text, intent, 0.9, 2, net, protocol)
+    assert result.level is None
+    assert result.source is None
+
+
+def test_discount_on_another_topic_does_not_veto(net, protocol):
+    # the net saw "no fever" (infection topic) negated, but nothing about cold sores
+    result = triage("no fever, but something is coming up on my lip", "report_cold_sore", 0.8, 2,
+                    net, protocol)
+    assert result.level == "urgent"
+
+
+def test_discount_does_not_veto_when_the_topic_is_also_positive(net, protocol):
+    result = triage("no pus but it looks infected", "report_infection_signs", 0.9, 3, net, protocol)
+    assert result.level == "urgent"
+    assert result.source == "net+intent"
+
+
+@pytest.mark.parametrize("intent,day,expected", [
+    ("report_redness", 3, None), ("report_redness", 7, None), ("report_redness", 8, "routine"),
+    ("report_swelling", 9, "routine"), ("report_dryness_peeling", 10, None),
+    ("report_dryness_peeling", 15, "routine"), ("report_itching", 11, "routine"),
+    ("report_pain_burning", 8, "routine"), ("report_bleeding_scabbing", 11, "routine"),
+    ("report_bruising", 10, None), ("report_bruising", 11, "routine"),
+    ("report_breakout_bumps", 11, "routine"), ("report_pigmentation", 8, "routine"),
+    ("report_redness", None, None), ("ask_makeup", 30, None), (None, 30, None),
+])
+def test_symptom_intent_past_window_is_routine(net, protocol, intent, day, expected):
+    result = triage("hi, a question about my skin", intent, 0.9, day, net, protocol)
+    assert result.level == expected
+    assert result.source == ("intent" if expected else None)
+
+
+def test_symptom_window_comes_from_the_protocol(net):
+    strict = _protocol_with(redness={"routine_after": 4})
+    assert triage("hello", "report_redness", 0.9, 5, net, strict).level == "routine"
+
+
+def test_more_urgent_of_net_and_intent_wins(net, protocol):
+    result = triage("there is pus on my cheek", "report_redness", 0.9, 9, net, protocol)
+    assert result.level == "urgent" and result.source == "net"
+    assert "pus reported" in result.reasons
+    assert any("redness" in reason for reason in result.reasons)
+    routine_net = triage("still red", "report_infection_signs", 0.9, 9, net, protocol)
+    assert routine_net.level == "urgent" and routine_net.source == "intent"
+    both = triage("there is pus", "report_infection_signs", 0.9, 3, net, protocol)
+    assert both.level == "urgent" and both.source == "net+intent"
+
+
+def test_triage_without_intent_is_the_net(net, protocol):
+    for text, day, expected, _note in CASE_ROWS[::7]:
+        assert triage(text, None, 0.0, day, net, protocol).level == expected
+
+
+def test_triage_is_pure(net, protocol):
+    first = triage("my lips are swelling", "report_allergic_reaction", 0.7, 0, net, protocol)
+    second = triage("my lips are swelling", "report_allergic_reaction", 0.7, 0, net, protocol)
+    assert (first.level, first.reasons, first.source) == (second.level, second.reasons, second.source)
+    assert first.signs == second.signs
