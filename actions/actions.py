@@ -4,6 +4,7 @@ sends the responses defined in domain.yml."""
 from __future__ import annotations
 
 import logging
+from abc import ABCMeta, abstractmethod
 from typing import Any, Optional
 
 from rasa_sdk import Action, Tracker
@@ -34,14 +35,16 @@ def _latest_intent(tracker: Tracker) -> tuple[str, float]:
     return intent.get("name") or "nlu_fallback", float(intent.get("confidence") or 0.0)
 
 
-class ContextAction(Action):
-    """An action that uses the shared AssistantContext."""
+class ContextAction(Action, metaclass=ABCMeta):
+    """An action that uses the shared AssistantContext. Abstract, so the action
+    server registers only the concrete actions below."""
 
     def context(self) -> AssistantContext:
         return default_context()
 
-    def name(self) -> str:  # pragma: no cover - each subclass names itself
-        raise NotImplementedError
+    @abstractmethod
+    def name(self) -> str:
+        """The action's name in domain.yml."""
 
 
 class ActionSessionStart(ContextAction):
@@ -102,9 +105,6 @@ def _patient_reason(reasons: list[str]) -> str:
 class AnswerAction(ContextAction):
     """Answers the latest question from the protocol and the patient's recovery day.
     A patient the store does not know is asked for the treatment date first."""
-
-    def name(self) -> str:
-        raise NotImplementedError
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: dict[str, Any]) -> list[EventType]:
