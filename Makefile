@@ -20,8 +20,8 @@ setup:                      ## .venv with the pinned versions (requirements/cons
 model: setup                ## build the spaCy pipeline and train Rasa if the data changed
 	$(AFTERCARE) train
 
-validate: setup             ## Rasa's own checks of domain, data and stories
-	.venv/bin/rasa data validate --fail-on-warnings --debug 2>&1 | grep -v "DEBUG" | tail -n 5; exit $${PIPESTATUS[0]}
+validate: setup             ## Rasa's data validation with warnings as errors, plus the response checks (docs/authoring.md)
+	$(AFTERCARE) validate
 
 test-stories: model         ## the test conversations in tests/test_stories.yml
 	$(AFTERCARE) test-stories

@@ -85,6 +85,9 @@ _THE_NTH = _re(r"\bthe\s+(?P<d>\d{1,2})(?:st|nd|rd|th)\b(?!\s+(?:treatment|sessi
 _DAY_BEFORE_YESTERDAY = _re(r"\b(?:the\s+)?day\s+before\s+yesterday\b")
 _YESTERDAY = _re(r"\byesterday\b")
 _TOMORROW = _re(r"\btomorrow\b")  # read only to say "that is in the future"
+# Words that put the treatment ahead: "next tuesday", "in 3 days", "coming friday".
+_AHEAD = _re(r"\bnext\s+(?:week|month|\w+day)\b|\bin\s+(?:a|\d+|\w+)\s+(?:days?|weeks?)\b"
+             r"|\b(?:this\s+)?coming\s+\w+day\b|\bupcoming\b")
 _LAST_NIGHT = _re(r"\blast\s+night\b")
 _TODAY = _re(r"\b(?:earlier\s+)?today\b|\btonight\b|\bthis\s+(?P<part>morning|afternoon|evening)\b")
 _AGO = _re(rf"\b{_NUMBER}\s+(?P<unit>days?|weeks?)\s+ago\b")
@@ -315,6 +318,8 @@ def parse_treatment_time(text: str, now: datetime, tz: ZoneInfo, default_time: t
     local_now = now.astimezone(tz)
     today = local_now.date()
     cleaned = " " + re.sub(r"\s+", " ", text.lower().replace("\u2019", "'")) + " "
+    if _AHEAD.search(cleaned):
+        raise DateParseError(IN_FUTURE)
     found = _scan(cleaned, today)
 
     times = set(found.times) | {_resolve_bare(h, m, found.part) for h, m in found.bare_hours}

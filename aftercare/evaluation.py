@@ -125,19 +125,40 @@ def score(examples: list[Example], predictions: list[Prediction]) -> Report:
 Classifier = Callable[[str], tuple[str, float]]
 
 
+def quiet_rasa_logs() -> None:
+    """Rasa logs each parsed message (its text) at debug level: keep patients'
+    words out of the output."""
+    import logging
+
+    import structlog
+
+    logging.getLogger("rasa").setLevel(logging.WARNING)
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+
+
 def load_rasa_classifier(model: Path) -> Classifier:
     """Parse messages with the trained Rasa model, in this process."""
     from rasa.core.agent import Agent
 
+    quiet_rasa_logs()
     agent = Agent.load(str(model))
     loop = asyncio.new_event_loop()
 
     def classify(text: str) -> tuple[str, float]:
-        result = loop.run_until_complete(agent.parse_message(text))
-        intent = result.get("intent") or {}
-        return intent.get("name") or "nlu_fallback", float(intent.get("confidence") or 0.0)
+        return classifier_intent(loop.run_until_complete(agent.parse_message(text)))
 
     return classify
+
+
+def classifier_intent(parse_result: dict) -> tuple[str, float]:
+    """The classifier's best intent. The FallbackClassifier's nlu_fallback is a
+    dialogue decision (ask to rephrase), not one of the contract's intents, so
+    the best-ranked real intent is what is measured."""
+    for ranked in parse_result.get("intent_ranking") or []:
+        if ranked.get("name") and ranked["name"] != "nlu_fallback":
+            return ranked["name"], float(ranked.get("confidence") or 0.0)
+    intent = parse_result.get("intent") or {}
+    return intent.get("name") or "nlu_fallback", float(intent.get("confidence") or 0.0)
 
 
 def evaluate(examples: list[Example], classify: Classifier, assess_level) -> Report:

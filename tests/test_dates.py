@@ -289,3 +289,13 @@ def test_clinic_datetime_format_errors(text: str) -> None:
 def test_clinic_datetime_invalid_values(text: str) -> None:
     with pytest.raises(DateParseError, match="not a valid date and time"):
         parse_clinic_datetime(text, LONDON)
+
+
+@pytest.mark.parametrize("text", ["the treatment is next tuesday", "in 3 days", "next week",
+                                  "this coming friday", "it's in a week"])
+def test_words_that_put_the_treatment_ahead_are_refused(text):
+    from aftercare.dates import IN_FUTURE
+
+    with pytest.raises(DateParseError) as error:
+        parse_treatment_time(text, datetime(2026, 11, 25, 15, 0, tzinfo=LONDON), LONDON, time(18, 0))
+    assert str(error.value) == IN_FUTURE

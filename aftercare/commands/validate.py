@@ -44,8 +44,17 @@ def _rasa_warnings() -> tuple[bool, list[str], set[str]]:
             validator.verify_nlu(ignore_warnings=True),
             _validate_story_structure(validator, None, fail_on_warnings=True),
         ])
-    messages = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    messages = [str(w.message) for w in caught
+                if issubclass(w.category, UserWarning) and not _expected_by_rasa(w)]
     return ok, messages, set(validator.domain.responses)
+
+
+def _expected_by_rasa(warning: warnings.WarningMessage) -> bool:
+    """Warnings Rasa itself filters out in its own commands."""
+    from rasa.utils.common import EXPECTED_WARNINGS
+
+    return any(issubclass(warning.category, category) and re.match(pattern, str(warning.message))
+               for category, pattern in EXPECTED_WARNINGS)
 
 
 def _validate(args: argparse.Namespace) -> int:

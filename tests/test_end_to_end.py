@@ -1,0 +1,107 @@
+"""The real product end to end: the trained model in the real Rasa server, the
+real action server, a real SQLite store, over the REST channel."""
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from aftercare.rasa_client import RasaClient
+from aftercare.recovery import describe_moment
+from aftercare.services import MODEL_DIR, running_services
+from aftercare.settings import get_settings
+from aftercare.store import db, repository
+
+pytestmark = pytest.mark.skipif(not (MODEL_DIR / "aftercare.tar.gz").exists(),
+                                reason="no trained model: run `make model` first")
+LONDON = ZoneInfo("Europe/London")
+SECRET_WORDS = "zebra-striped puss"  # patient text that must never reach a log
+
+
+@pytest.fixture(scope="module")
+def product(tmp_path_factory):
+    work = tmp_path_factory.mktemp("e2e")
+    url = f"sqlite:///{work / 'aftercare.db'}"
+    settings = replace(get_settings(), database_url=url, rasa_url="http://127.0.0.1:5205",
+                       action_server_url="http://127.0.0.1:5255/webhook")
+    db.migrate(url)
+    now = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+    with db.session_scope(url) as session:
+        repository.add_patient(session, name="Early", treated_at=now - timedelta(hours=5),
+                               timezone="Europe/London", sender_id="e2e-early")
+        repository.add_patient(session, name="Later", treated_at=now - timedelta(hours=60),
+                               timezone="Europe/London", sender_id="e2e-later")
+        repository.add_patient(session, name="Long", treated_at=now - timedelta(days=8, hours=2),
+                               timezone="Europe/London", sender_id="e2e-day8")
+    with running_services(settings, log_dir=work / "log", timeout=300) as services:
+        yield settings, RasaClient(settings.rasa_url), services, work / "log"
+
+
+def escalations(settings):
+    with db.session_scope(settings.database_url) as session:
+        return [(e.sender_id, e.level, e.day) for e in repository.list_escalations(session)]
+
+
+def test_makeup_not_yet_on_day_0_names_when(product):
+    settings, client, _, _ = product
+    replies = client.send("e2e-early", "when can i wear makeup?")
+    with db.session_scope(settings.database_url) as session:
+        patient = repository.find_patient_by_sender(session, "e2e-early")
+        allowed = repository.current_treatment(patient).treated_at + timedelta(hours=24)
+    when = describe_moment(allowed, datetime.now(timezone.utc), LONDON)
+    assert replies[0].startswith("Not yet")
+    assert when in replies[0] and "24 hours after your treatment" in replies[0]
+    assert "mineral" in replies[1]
+
+
+def test_makeup_allowed_later(product):
+    _, client, _, _ = product
+    assert client.send("e2e-later", "when can i wear makeup?")[0].startswith("Yes, from now on")
+
+
+def test_redness_on_day_8_is_escalated(product):
+    settings, client, _, _ = product
+    replies = client.send("e2e-day8", "my face is still really red, is that normal?")
+    assert "clinic will follow up" in replies[0]
+    assert ("e2e-day8", "routine", 8) in escalations(settings)
+
+
+def test_emergency_message_comes_first(product):
+    settings, client, _, _ = product
+    replies = client.send("e2e-early", "my lips have swollen right up and i can't breathe properly")
+    assert replies[0].startswith("⚠️ Please call 999 now")
+    assert ("e2e-early", "emergency", 0) in escalations(settings)
+
+
+def test_unknown_patient_is_asked_for_the_date_then_answered(product):
+    _, client, _, _ = product
+    replies = client.send("e2e-stranger", "can i go swimming")
+    assert "when was your treatment" in replies[-1]
+    replies = client.send("e2e-stranger", "the treatment is next tuesday")
+    assert "couldn't work that out" in replies[0]
+    replies = client.send("e2e-stranger", "2 days ago")
+    assert "today is day 2 of your recovery" in replies[0]
+    assert any("swim" in r for r in replies[1:])
+
+
+@pytest.mark.parametrize("text", ["", " ", "🙂🙂🙂", "x" * 4000, "'; DROP TABLE patients; --",
+                                  "<script>alert(1)</script>", "¿Puedo maquillarme mañana?"])
+def test_bad_input_gets_an_answer_and_keeps_the_store(product, text):
+    settings, client, _, _ = product
+    replies = client.send("e2e-later", text)
+    assert isinstance(replies, list)
+    with db.session_scope(settings.database_url) as session:
+        assert len(repository.list_patients(session)) >= 3
+
+
+def test_logs_never_carry_patient_words(product):
+    _, client, services, log_dir = product
+    client.send("e2e-later", f"my cheek has {SECRET_WORDS} on it")
+    for service in services:
+        assert service.process.poll() is None, f"{service.name} died"
+    for log in log_dir.glob("*.log"):
+        text = log.read_text(errors="ignore")
+        assert SECRET_WORDS not in text, f"patient text in {log.name}"
+        assert "Early" not in text and "Later" not in text
