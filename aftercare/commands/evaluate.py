@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 from aftercare.cli import CommandError
-from aftercare.evaluation import EvaluationInputError, evaluate, load_rasa_classifier, read_examples
 from aftercare.protocol import load_protocol
 from aftercare.services import ServiceError, model_path
 from aftercare.settings import get_settings
@@ -27,6 +26,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    from aftercare.evaluation import (
+        EvaluationInputError, evaluate, load_rasa_classifier, read_examples,
+    )
+
     settings = get_settings()
     try:
         examples = read_examples(args.file)

@@ -7,7 +7,6 @@ import subprocess
 import time
 
 from aftercare.cli import CommandError
-from aftercare.language import ensure_pipeline
 from aftercare.services import MODEL_DIR, MODEL_NAME, VENV_BIN, model_path, service_env
 from aftercare.settings import PROJECT_ROOT, get_settings
 
@@ -29,6 +28,8 @@ def _rasa(*args: str) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
+    from aftercare.language import ensure_pipeline  # spaCy takes seconds to import
+
     settings = get_settings()
     rebuilt = ensure_pipeline(settings.entity_patterns_path, settings.spacy_model_path)
     if rebuilt:

@@ -1,6 +1,7 @@
 """Open, migrate and use the patient database."""
 from __future__ import annotations
 
+import logging
 from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
@@ -80,4 +81,5 @@ def alembic_config(url: str) -> Config:
 
 def migrate(url: str) -> None:
     """Bring the database at url up to the newest schema (Alembic upgrade head)."""
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # one line per plugin otherwise
     command.upgrade(alembic_config(url), "head")
