@@ -88,22 +88,18 @@ def answer_symptom(ctx: AssistantContext, patient: Optional[PatientView], intent
         **values,
         "day": patient.day,
         "until_day": course.expected_until,
-        "until_when": _by_the_end_of(until_start, now, patient),
-        "routine_when": f"on {describe_day(routine_start, now, patient.tz)}",
+        "until_when": f"the end of {describe_day(until_start, now, patient.tz)}",
+        "routine_when": _on_day(describe_day(routine_start, now, patient.tz)),
     }
     return [Reply(f"utter_symptom_phase_{phase.value}", phase_values), care]
 
 
-def _by_the_end_of(day_start: datetime, now: datetime, patient: PatientView) -> str:
-    name = describe_day(day_start, now, patient.tz)
-    return f"the end of {name}" if name not in ("today", "tomorrow", "yesterday") else \
-        {"today": "the end of today", "tomorrow": "the end of tomorrow",
-         "yesterday": "yesterday"}[name]
+def _on_day(name: str) -> str:
+    return name if name in ("today", "tomorrow", "yesterday") else f"on {name}"
 
 
 def answer_when_allowed(ctx: AssistantContext, patient: PatientView, intent: str,
                         text: str) -> list[Reply]:
-    protocol = ctx.protocol
     replies = []
     for topic in topic_map().topics_for(intent, text):
         replies.extend(_topic_replies(ctx, patient, topic))

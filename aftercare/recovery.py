@@ -62,8 +62,8 @@ def local_date_of_day(treated_at: datetime, tz: ZoneInfo, day: int) -> datetime:
 
 def describe_moment(moment: datetime, now: datetime, tz: ZoneInfo) -> str:
     """Say when `moment` is, relative to now, in the patient's zone:
-    "today at 18:00", "tomorrow at 10:00", "on Friday at 10:00" or
-    "on Friday 4 December at 10:00" when more than six days ahead."""
+    "today at 18:00", "tomorrow at 10:00", "Friday at 10:00" or
+    "Friday 4 December at 10:00" when more than six days ahead."""
     local, today = moment.astimezone(tz), now.astimezone(tz).date()
     clock = local.strftime("%H:%M")
     days_ahead = (local.date() - today).days
@@ -72,8 +72,8 @@ def describe_moment(moment: datetime, now: datetime, tz: ZoneInfo) -> str:
     if days_ahead == 1:
         return f"tomorrow at {clock}"
     if 1 < days_ahead <= 6:
-        return f"on {local.strftime('%A')} at {clock}"
-    return f"on {local.strftime('%A')} {local.day} {local.strftime('%B')} at {clock}"
+        return f"{local.strftime('%A')} at {clock}"
+    return f"{local.strftime('%A')} {local.day} {local.strftime('%B')} at {clock}"
 
 
 def describe_day(day_start: datetime, now: datetime, tz: ZoneInfo) -> str:

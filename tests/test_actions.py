@@ -94,7 +94,7 @@ async def test_skincare_question_picks_the_product_named(context, enrolled):
     messages, _ = await run(rasa_actions.ActionAnswerWhenAllowed,
                             tracker("ok to use my retinol tonight?", "ask_skincare_products"))
     assert responses(messages) == ["utter_retinoids_not_yet", "utter_retinoids_how"]
-    assert messages[0]["from_when"] == "on Wednesday 2 December at 10:00"
+    assert messages[0]["from_when"] == "Wednesday 2 December at 10:00"
 
 
 @pytest.mark.asyncio
@@ -146,7 +146,7 @@ async def test_unknown_patient_is_asked_for_the_date_then_answered(context):
     assert responses(messages) == ["utter_treatment_date_saved", "utter_exercise_not_yet",
                                    "utter_exercise_how"]
     assert messages[0]["day"] == 0
-    assert messages[1]["from_when"] == "on Friday at 09:00"
+    assert messages[1]["from_when"] == "Friday at 09:00"
     assert SlotSet("pending_intent", None) in events
     with context.session() as session:
         patient = repository.find_patient_by_sender(session, "stranger")

@@ -51,8 +51,8 @@ def test_waiting_across_the_clocks_going_forward():
 def test_describe_moment_names_weekdays_and_dates():
     now = london(2026, 11, 25, 15, 0)  # a Wednesday
     assert describe_moment(london(2026, 11, 25, 18, 0), now, LONDON) == "today at 18:00"
-    assert describe_moment(london(2026, 11, 27, 10, 0), now, LONDON) == "on Friday at 10:00"
-    assert describe_moment(london(2026, 12, 9, 10, 0), now, LONDON) == "on Wednesday 9 December at 10:00"
+    assert describe_moment(london(2026, 11, 27, 10, 0), now, LONDON) == "Friday at 10:00"
+    assert describe_moment(london(2026, 12, 9, 10, 0), now, LONDON) == "Wednesday 9 December at 10:00"
 
 
 @pytest.mark.parametrize("day, phase", [
