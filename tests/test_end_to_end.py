@@ -27,13 +27,20 @@ def product(tmp_path_factory):
     settings = replace(get_settings(), database_url=url, rasa_url="http://127.0.0.1:5205",
                        action_server_url="http://127.0.0.1:5255/webhook")
     db.migrate(url)
-    now = datetime.now(timezone.utc).replace(second=0, microsecond=0)
+    # Treatment times chosen so each patient's day is the same whatever the time
+    # of day the tests run: "Early" earlier today, "Long" just after midnight
+    # eight local days ago.
+    now = datetime.now(LONDON).replace(second=0, microsecond=0)
+    midnight = now.replace(hour=0, minute=0)
+    early = now - min(timedelta(hours=5), (now - midnight) / 2)
+    # Wall-clock arithmetic on a zoned datetime: 00:01 local, eight days back.
+    eight_days_ago = midnight - timedelta(days=8) + timedelta(minutes=1)
     with db.session_scope(url) as session:
-        repository.add_patient(session, name="Early", treated_at=now - timedelta(hours=5),
+        repository.add_patient(session, name="Early", treated_at=early,
                                timezone="Europe/London", sender_id="e2e-early")
         repository.add_patient(session, name="Later", treated_at=now - timedelta(hours=60),
                                timezone="Europe/London", sender_id="e2e-later")
-        repository.add_patient(session, name="Long", treated_at=now - timedelta(days=8, hours=2),
+        repository.add_patient(session, name="Long", treated_at=eight_days_ago,
                                timezone="Europe/London", sender_id="e2e-day8")
     with running_services(settings, log_dir=work / "log", timeout=300) as services:
         yield settings, RasaClient(settings.rasa_url), services, work / "log"

@@ -24,14 +24,30 @@ How one message is read
      pseudo-negation ("not sure", "no better", "won't stop") or of a sign
      phrase itself ("can't breathe"); or a resolution/answer cue right after it
      ("swelling has gone down", "Pus? No.") -- not when the sentence says
-     something came back.
+     something came back; or a "fine" cue right after it ("lips are fine") --
+     not in a question ("swollen lips are fine, right?") and not when a
+     pseudo-negation overlaps it ("fine but they feel puffy"). A resolution
+     or "fine" cue also covers a word joined by and/or that shares a word group
+     ("lips AND tongue are fine"), never a different kind of word ("swelling
+     and tongue fine" leaves the swelling alone).
    - history: a distant-past cue ("last year", "used to", "prone to") in the
      same sentence part (split at but / however / because ...).
    - third_party / hypothetical: a cue a few words before it, with no comma
      or other clause break in between ("my friend had", "what if", "how would
-     I know if", "what does ... look like").
-   History and third-party cues are cancelled when the same sentence part
-   also has a "current" marker (now, today, again, already...).
+     I know if", "what does ... look like"). A "possibility" cue ("could I be
+     allergic") counts as hypothetical only when the message also says that
+     nothing has happened (`nothing_happened`: "nothing's happened", "just
+     asking"); otherwise the question is read as a report.
+   History cues are cancelled when the same sentence part also has a "current"
+   marker (now, today, again, already...) that is not part of a
+   pseudo-current phrase ("do I need to worry now", "for now", "by now").
+   Third-party cues are cancelled when the same sentence part also has a
+   "self" cue outside the third-party phrase itself: the patient says she has
+   it too or is the one looked at ("... and I've got one", "on my lip",
+   "gave me", "my boyfriend has noticed"), or when the message has a
+   "self_too" cue anywhere ("... and so do I", "Me too!"). A time word alone
+   ("my son has a fever today") does not make someone else's sign the
+   patient's.
    Anything else is positive: questions such as "is this pus?" or "should I
    worry about pus?" count as reports (when in doubt, flag).
 4. A sign fires when one of its rules has all parts matched positively close
@@ -65,7 +81,8 @@ SCOPES = ("clause", "sentence", "message")
 CUE_KINDS = (
     "negation", "negation_after", "negation_answer", "pseudo_negation",
     "negation_scope_ends", "history", "third_party", "hypothetical", "current",
-    "clause_ends",
+    "clause_ends", "fine_after", "pseudo_current", "self", "self_too", "possibility",
+    "nothing_happened",
 )
 SETTING_DEFAULTS = {
     "window": 8,                  # words allowed between the parts of an "A + B" rule
@@ -99,6 +116,14 @@ _CHAT_SPELLINGS = [
 ]
 _KEEP_TOGETHER = {"'", "/", "&", "+", "%", "#", "@", "*", "=", "~", "^", "`", "_"}
 _SENTENCE_PUNCT = set(".!?;…")
+_COORDINATORS = {"and", "or", "&", "n", "nor"}
+_DETERMINERS = {"my", "the", "his", "her", "both", "your", "our"}
+# "what if THIS yellow crust is infection": a pointed-at sign is there, unless a
+# verb follows the pointer ("what if this GETS infected")
+_DEMONSTRATIVES = {"this", "these", "those"}
+_VERB_LEMMAS = {"be", "get", "become", "turn", "go", "look", "seem", "start", "could",
+                "might", "will", "would", "may", "can", "should", "have", "do", "happen",
+                "develop", "end", "come", "break", "leave", "cause", "make", "mean", "need"}
 _ANSWER_SEPARATORS = {":", "?", "-", "–", "—", "=", "->"}
 
 
@@ -122,7 +147,7 @@ class Discounted:
     id: str
     level: str
     topic: Optional[str]
-    cue: str          # negated | history | third_party | hypothetical
+    cue: str          # negated | history | third_party | hypothetical (possibility too)
     matched: str
 
 
@@ -727,11 +752,32 @@ class _Reading:
         self.neg_tokens = negations - pseudo - used_up
         self.after_starts = {s for s, _ in self.by_key.get("cue:negation_after", ())
                              if s not in pseudo}
+        # "lips are fine": a state cue after the symptom; never in a question
+        # ("swollen lips are fine, right?") nor where a pseudo-negation
+        # overlaps it ("fine but they feel puffy")
+        question_sentences = {self.sent_id[i] for i, token in enumerate(doc)
+                              if "?" in token.text}
+        self.fine_starts = {s for s, e in self.by_key.get("cue:fine_after", ())
+                            if self.sent_id[s] not in question_sentences
+                            and not any(j in pseudo for j in range(s, e))}
+        # concept groups of each span, for "lips and tongue are fine"
+        self.span_groups: Dict[_Span, set] = {}
+        for key in net._concept_keys:
+            for span in self.by_key.get(key, ()):
+                self.span_groups.setdefault(span, set()).add(key)
         self.answer_starts = {s for s, _ in self.by_key.get("cue:negation_answer", ())
                               if s not in pseudo}
         self.return_sentences = {self.sent_id[s] for s, _ in self.by_key.get("RETURN", ())}
         self.history_clauses = {self.hclause_id[s] for s, _ in self.by_key.get("cue:history", ())}
-        self.current_clauses = {self.hclause_id[s] for s, _ in self.by_key.get("cue:current", ())}
+        pseudo_current = self._tokens("cue:pseudo_current")
+        self.current_clauses = {self.hclause_id[s] for s, e in self.by_key.get("cue:current", ())
+                                if not any(j in pseudo_current for j in range(s, e))}
+        third_party = self._tokens("cue:third_party")
+        self.self_spans = [(s, e) for s, e in self.by_key.get("cue:self", ())
+                           if not any(j in third_party for j in range(s, e))]
+        self.self_too_spans = [(s, e) for s, e in self.by_key.get("cue:self_too", ())
+                               if not any(j in third_party for j in range(s, e))]
+        self.nothing_happened = bool(self.by_key.get("cue:nothing_happened"))
         self._status_cache: Dict[_Span, str] = {}
 
     @staticmethod
@@ -770,20 +816,52 @@ class _Reading:
         current = clause in self.current_clauses
         if clause in self.history_clauses and not current:
             return "history"
-        for kind in ("third_party", "hypothetical"):
-            if kind == "third_party" and current:
-                continue
-            for cue_start, cue_end in self.by_key.get(f"cue:{kind}", ()):
-                if cue_start > start or self.hclause_id[cue_start] != clause:
-                    continue
-                if start - cue_end > self.hyp_window:
-                    continue
-                # "can I get an appointment, my lips are swelling": a comma (or
-                # any clause break) between cue and symptom ends the cue
-                if any(self.clause_bound[j] for j in range(min(cue_end, start), start)):
-                    continue
-                return kind
+        if not self._self_in(clause) and self._cue_before("third_party", start):
+            return "third_party"
+        if self._cue_before("hypothetical", start, pointed_at=True):
+            return "hypothetical"
+        if self.nothing_happened and self._cue_before("possibility", start, pointed_at=True):
+            return "hypothetical"
         return "positive"
+
+    def _cue_before(self, kind: str, start: int, pointed_at: bool = False) -> bool:
+        """A `kind` cue at most hyp_window words before `start`, in the same
+        sentence part, with no clause break in between. With `pointed_at`, a
+        cue does not count when the patient points at the thing between cue
+        and symptom ("what if THIS yellow crust is infection?": the crust is
+        there; "what if this gets infected?" is still hypothetical)."""
+        clause = self.hclause_id[start]
+        for cue_start, cue_end in self.by_key.get(f"cue:{kind}", ()):
+            if cue_start > start or self.hclause_id[cue_start] != clause:
+                continue
+            if start - cue_end > self.hyp_window:
+                continue
+            # "can I get an appointment, my lips are swelling": a comma (or
+            # any clause break) between cue and symptom ends the cue
+            if any(self.clause_bound[j] for j in range(min(cue_end, start), start)):
+                continue
+            if pointed_at and self._pointed_at(cue_end, start):
+                continue
+            return True
+        return False
+
+    def _pointed_at(self, begin: int, start: int) -> bool:
+        """A demonstrative (this/these/those) between `begin` and the symptom at
+        `start`, with no verb after it: "this yellow crust", "these blisters"."""
+        for j in range(max(begin, start - 4), start):
+            if self.doc[j].lower_ in _DEMONSTRATIVES and not any(
+                    self.doc[k].lemma_ in _VERB_LEMMAS for k in range(j + 1, start)):
+                return True
+        return False
+
+    def _self_in(self, clause: int) -> bool:
+        """The patient speaks of herself in this sentence part ("and I've got
+        one", "on my lip") or says she has it too anywhere in the message
+        ("... and so do I", "Me too!"), other than in a hypothetical ("will I
+        get them?")."""
+        return any(self.hclause_id[s] == clause and not self._cue_before("hypothetical", s)
+                   for s, _ in self.self_spans) or any(
+            not self._cue_before("hypothetical", s) for s, _ in self.self_too_spans)
 
     def _negated_before(self, start: int) -> bool:
         j, steps = start - 1, 0
@@ -807,15 +885,31 @@ class _Reading:
                 j += 1
             if j in self.answer_starts or j in self.after_starts:
                 return True
-        j, steps = end, 0
+        j, steps = self._past_coordinated(start, end), 0
         while j < n and steps < self.after_window:
             if self.clause_bound[j] or j in self.scope_end:
                 return False
-            if j in self.after_starts:
+            if j in self.after_starts or j in self.fine_starts:
                 return True
             j += 1
             steps += 1
         return False
+
+    def _past_coordinated(self, start: int, end: int) -> int:
+        """Where to look for a resolution cue after the span (start, end): past
+        "and|or [my|the] WORD" when WORD shares a word group with the span
+        ("lips and tongue are fine"); else `end`."""
+        groups = self.span_groups.get((start, end))
+        doc, n = self.doc, len(self.doc)
+        while groups and end < n and doc[end].lower_ in _COORDINATORS:
+            k = end + 1
+            if k < n and doc[k].lower_ in _DETERMINERS:
+                k += 1
+            joined = [e for (s, e), g in self.span_groups.items() if s == k and g & groups]
+            if not joined:
+                break
+            end = max(joined)
+        return end
 
     # ---------------------------------------------------------------- signs
     def evaluate(self, spec: _SignSpec, rules: Optional[Sequence[_Rule]] = None
