@@ -7,27 +7,17 @@ lets the terminal chat, the evaluation and the tests share it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Callable, Optional
 
 from actions.context import AssistantContext, PatientView
 from actions.topics import topic_map
 from aftercare.protocol import Protocol
+from aftercare.safety.triage import SYMPTOM_INTENTS  # intent -> protocol symptom
 from aftercare.recovery import (
     Phase, describe_day, describe_moment, local_date_of_day, symptom_phase, waiting_status,
 )
 
-SYMPTOM_INTENTS = {
-    "report_redness": "redness",
-    "report_swelling": "swelling",
-    "report_dryness_peeling": "dryness_peeling",
-    "report_itching": "itching",
-    "report_pain_burning": "pain_burning",
-    "report_bleeding_scabbing": "bleeding_scabbing",
-    "report_bruising": "bruising",
-    "report_breakout_bumps": "breakout_bumps",
-    "report_pigmentation": "pigmentation",
-}
 RED_FLAG_TOPIC_INTENTS = {
     "report_infection_signs": "infection_signs",
     "report_allergic_reaction": "allergic_reaction",

@@ -12,7 +12,7 @@ from rasa_sdk.executor import CollectingDispatcher
 from actions import actions as rasa_actions
 from actions.context import AssistantContext, set_default_context
 from aftercare.settings import get_settings
-from aftercare.store import db, repository
+from aftercare.store import repository
 from tests.conftest import london
 
 SENDER = "patient-chat-1"

@@ -39,8 +39,9 @@ How one message is read
      nothing has happened (`nothing_happened`: "nothing's happened", "just
      asking"); otherwise the question is read as a report.
    History cues are cancelled when the same sentence part also has a "current"
-   marker (now, today, again, already...) that is not part of a
-   pseudo-current phrase ("do I need to worry now", "for now", "by now").
+   marker (now, today, again, already...). In a pseudo-current phrase ("do I
+   need to worry now", "for now") the marker counts only when that sentence
+   part also has a "self" cue ("should I worry now that my lip tingles?").
    Third-party cues are cancelled when the same sentence part also has a
    "self" cue outside the third-party phrase itself: the patient says she has
    it too or is the one looked at ("... and I've got one", "on my lip",
@@ -769,12 +770,16 @@ class _Reading:
                               if s not in pseudo}
         self.return_sentences = {self.sent_id[s] for s, _ in self.by_key.get("RETURN", ())}
         self.history_clauses = {self.hclause_id[s] for s, _ in self.by_key.get("cue:history", ())}
-        pseudo_current = self._tokens("cue:pseudo_current")
-        self.current_clauses = {self.hclause_id[s] for s, e in self.by_key.get("cue:current", ())
-                                if not any(j in pseudo_current for j in range(s, e))}
         third_party = self._tokens("cue:third_party")
         self.self_spans = [(s, e) for s, e in self.by_key.get("cue:self", ())
                            if not any(j in third_party for j in range(s, e))]
+        # "do I need to worry now": a pseudo-current "now" cancels history only
+        # where the patient also describes herself ("... now that my lip tingles")
+        pseudo_current = self._tokens("cue:pseudo_current")
+        self_clauses = {self.hclause_id[s] for s, _ in self.self_spans}
+        self.current_clauses = {self.hclause_id[s] for s, e in self.by_key.get("cue:current", ())
+                                if self.hclause_id[s] in self_clauses
+                                or not any(j in pseudo_current for j in range(s, e))}
         self.self_too_spans = [(s, e) for s, e in self.by_key.get("cue:self_too", ())
                                if not any(j in third_party for j in range(s, e))]
         self.nothing_happened = bool(self.by_key.get("cue:nothing_happened"))
