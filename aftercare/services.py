@@ -100,12 +100,14 @@ def start_action_server(settings: Settings, log_dir: Path) -> Service:
                   service_env(settings), f"http://127.0.0.1:{port}/health", log_dir)
 
 
-def start_rasa_server(settings: Settings, log_dir: Path, model: Path | None = None) -> Service:
+def start_rasa_server(settings: Settings, log_dir: Path, model: Path | None = None,
+                      endpoints: Path = PROJECT_ROOT / "endpoints.yml") -> Service:
     port = _port(settings.rasa_url)
     return _spawn("rasa-server",
-                  [str(VENV_BIN / "rasa"), "run", "--model", str(model or model_path()),
+                  [sys.executable, "-m", "aftercare.rasa_server", "run",
+                   "--model", str(model or model_path()),
                    "--enable-api", "--port", port, "--interface", "127.0.0.1",
-                   "--endpoints", "endpoints.yml", "--credentials", "credentials.yml"],
+                   "--endpoints", str(endpoints), "--credentials", "credentials.yml"],
                   service_env(settings), f"http://127.0.0.1:{port}/status", log_dir)
 
 
