@@ -4,6 +4,7 @@ sends the responses defined in domain.yml."""
 from __future__ import annotations
 
 import logging
+import os
 from abc import ABCMeta, abstractmethod
 from typing import Any, Optional
 
@@ -248,3 +249,16 @@ class ActionDefaultFallback(ContextAction):
         dispatcher.utter_message(response="utter_default",
                                  **clinic_values(self.context().protocol))
         return []
+
+
+def _warm_up() -> None:
+    """Build the safety net and migrate the database when the action server starts,
+    so the first patient's message does not wait for them."""
+    ctx = default_context()
+    ctx.net.assess("warm-up", None)
+    with ctx.session():
+        pass
+
+
+if os.environ.get("AFTERCARE_WARM_UP") == "1":
+    _warm_up()

@@ -94,10 +94,11 @@ def _spawn(name: str, args: list[str], env: dict, health_url: str, log_dir: Path
 
 def start_action_server(settings: Settings, log_dir: Path) -> Service:
     port = _port(settings.action_server_url)
+    env = {**service_env(settings), "AFTERCARE_WARM_UP": "1"}
     return _spawn("action-server",
                   [str(VENV_BIN / "rasa"), "run", "actions", "--actions", "actions.actions",
                    "--port", port],
-                  service_env(settings), f"http://127.0.0.1:{port}/health", log_dir)
+                  env, f"http://127.0.0.1:{port}/health", log_dir)
 
 
 def start_rasa_server(settings: Settings, log_dir: Path, model: Path | None = None,
@@ -127,6 +128,15 @@ def wait_until_healthy(services: list[Service], timeout: float = 180) -> None:
         time.sleep(0.2)
 
 
+def warm_up_rasa(settings: Settings) -> None:
+    """Parse one message so Rasa's first patient does not wait for lazy loading."""
+    request = urllib.request.Request(
+        f"{settings.rasa_url}/model/parse", data=b'{"text": "hello"}',
+        headers={"Content-Type": "application/json"}, method="POST")
+    with urllib.request.urlopen(request, timeout=60) as response:
+        response.read()
+
+
 @contextmanager
 def running_services(settings: Settings, log_dir: Path | None = None, timeout: float = 180,
                      include_rasa: bool = True) -> Iterator[list[Service]]:
@@ -138,6 +148,8 @@ def running_services(settings: Settings, log_dir: Path | None = None, timeout: f
         if include_rasa:
             services.append(start_rasa_server(settings, log_dir))
         wait_until_healthy(services, timeout)
+        if include_rasa:
+            warm_up_rasa(settings)
         yield services
     finally:
         for service in reversed(services):
