@@ -247,6 +247,14 @@ def test_day_gated_signs_are_reported(net):
     ("what if it gets infected?", "hypothetical"),
     ("how would I know if it's infected?", "hypothetical"),
     ("my friend had an infection after hers", "third_party"),
+    ("my boyfriend has a cold sore at the moment", "third_party"),
+    ("my niece woke up with a fever today", "third_party"),
+    ("my cousin's face blistered after her peel", "third_party"),
+    ("could I be allergic to the gel? nothing has happened so far", "hypothetical"),
+    ("will a sauna give me a rash?", "hypothetical"),
+    ("is a cold sore likely after this?", "hypothetical"),
+    ("I had cold sores as a teen, do I need to worry now?", "history"),
+    ("no swelling, my lips and tongue feel fine", "negated"),
 ])
 def test_discounted_words_are_recorded(net, text, cue):
     assessment = net.assess(text, 3)
@@ -389,6 +397,59 @@ def test_intent_does_not_flag_when_net_saw_the_topic_discounted(net, protocol, t
     result = triage(text, intent, 0.9, 2, net, protocol)
     assert result.level is None
     assert result.source is None
+
+
+@pytest.mark.parametrize("text,intent", [
+    # someone else has the sign
+    ("my boyfriend has a cold sore at the moment, is kissing ok?", "report_cold_sore"),
+    ("my niece woke up with a fever", "report_infection_signs"),
+    ("my colleague came out in blisters after her peel", "report_blistering"),
+    ("my colleague came out in blisters after her peel", "report_cold_sore"),
+    ("my flatmate caught shingles", "report_cold_sore"),
+    # a question about what might happen
+    ("could I be allergic to the gel? nothing has happened so far", "report_allergic_reaction"),
+    ("will a sauna give me a rash?", "report_allergic_reaction"),
+    ("is a cold sore likely after this?", "report_cold_sore"),
+    ("will I get blisters if I sit in the sun?", "report_blistering"),
+    # history questions, also with a pseudo-current "now"
+    ("I'm prone to cold sores, should I worry now?", "report_cold_sore"),
+    ("got blisters from a peel years ago, do I need to worry?", "report_blistering"),
+    ("got blisters from a peel years ago, do I need to worry?", "report_cold_sore"),
+    # negated after the body part
+    ("no swelling, my lips and tongue feel fine", "report_allergic_reaction"),
+])
+def test_intent_vetoed_when_the_topic_is_someone_elses_or_hypothetical(net, protocol, text,
+                                                                        intent):
+    result = triage(text, intent, 0.9, 2, net, protocol)
+    assert result.level is None, result.reasons
+    assert result.assessment.discounted
+
+
+@pytest.mark.parametrize("text,intent,expected", [
+    ("my boyfriend has noticed a cold sore on my lip", "report_cold_sore", "urgent"),
+    ("my bf has a cold sore and so do I", "report_cold_sore", "urgent"),
+    ("might I be allergic? my face is blotchy and itchy", "report_allergic_reaction", "urgent"),
+    ("what if these blisters are a cold sore?", "report_cold_sore", "urgent"),
+    ("I used to get cold sores, should I worry now that my lip is tingling?",
+     "report_cold_sore", "urgent"),
+    ("lips are fine but my throat is tight", "report_allergic_reaction", "emergency"),
+])
+def test_intent_still_flags_the_patients_own_sign(net, protocol, text, intent, expected):
+    result = triage(text, intent, 0.9, 2, net, protocol)
+    assert result.level == expected
+    assert result.assessment.level == expected      # the net alone sees it too
+
+
+def test_time_word_does_not_make_someone_elses_sign_the_patients(net):
+    assert net.assess("my son has a fever today", 3).level is None
+    assert net.assess("my son has a fever today and I've got chills", 3).level == "urgent"
+
+
+def test_fine_speaks_for_body_parts_only(net):
+    assert net.assess("my lips and tongue are fine", 0).level is None
+    assert net.assess("lips are fine but they feel puffy", 0).level == "emergency"
+    assert net.assess("are puffy lips fine? mine are", 0).level == "emergency"
+    assert net.assess("the pus is fine", 3).level == "urgent"
 
 
 def test_discount_on_another_topic_does_not_veto(net, protocol):

@@ -24,20 +24,24 @@ How one message is read
      pseudo-negation ("not sure", "no better", "won't stop") or of a sign
      phrase itself ("can't breathe"); or a resolution/answer cue right after it
      ("swelling has gone down", "Pus? No.") -- not when the sentence says
-     something came back; or a "fine" cue right after it ("lips are fine") --
-     not in a question ("swollen lips are fine, right?") and not when a
-     pseudo-negation overlaps it ("fine but they feel puffy"). A resolution
-     or "fine" cue also covers a word joined by and/or that shares a word group
-     ("lips AND tongue are fine"), never a different kind of word ("swelling
-     and tongue fine" leaves the swelling alone).
+     something came back; or, for a body part listed in `fine_targets`, a
+     "fine" cue right after it ("lips are fine"; "the pus is fine" and "the
+     swelling in my lips is fine" still report the sign) -- not in a question
+     ("swollen lips are fine, right?") and not when a pseudo-negation overlaps
+     it ("fine but they feel puffy", "they were fine"). A resolution or "fine"
+     cue also covers a word joined by and/or that shares a word group ("lips
+     AND tongue are fine"), never a different kind of word ("swelling and
+     tongue fine" leaves the swelling alone).
    - history: a distant-past cue ("last year", "used to", "prone to") in the
      same sentence part (split at but / however / because ...).
    - third_party / hypothetical: a cue a few words before it, with no comma
      or other clause break in between ("my friend had", "what if", "how would
      I know if", "what does ... look like"). A "possibility" cue ("could I be
      allergic") counts as hypothetical only when the message also says that
-     nothing has happened (`nothing_happened`: "nothing's happened", "just
-     asking"); otherwise the question is read as a report.
+     nothing has happened (`nothing_happened`: "nothing's happened", "no
+     reaction so far"); otherwise the question is read as a report. A cue does
+     not count when the patient points at the sign between cue and symptom
+     ("what if THIS yellow crust is infection?").
    History cues are cancelled when the same sentence part also has a "current"
    marker (now, today, again, already...). In a pseudo-current phrase ("do I
    need to worry now", "for now") the marker counts only when that sentence
@@ -82,8 +86,8 @@ SCOPES = ("clause", "sentence", "message")
 CUE_KINDS = (
     "negation", "negation_after", "negation_answer", "pseudo_negation",
     "negation_scope_ends", "history", "third_party", "hypothetical", "current",
-    "clause_ends", "fine_after", "pseudo_current", "self", "self_too", "possibility",
-    "nothing_happened",
+    "clause_ends", "fine_after", "fine_targets", "pseudo_current", "self", "self_too",
+    "possibility", "nothing_happened",
 )
 SETTING_DEFAULTS = {
     "window": 8,                  # words allowed between the parts of an "A + B" rule
@@ -119,6 +123,9 @@ _KEEP_TOGETHER = {"'", "/", "&", "+", "%", "#", "@", "*", "=", "~", "^", "`", "_
 _SENTENCE_PUNCT = set(".!?;…")
 _COORDINATORS = {"and", "or", "&", "n", "nor"}
 _DETERMINERS = {"my", "the", "his", "her", "both", "your", "our"}
+_PREPOSITIONS = {"in", "on", "of", "around", "round", "near", "under", "at", "by", "inside",
+                 "across", "along", "over", "to", "into", "from", "above", "below", "behind",
+                 "with", "within", "towards", "toward"}
 # "what if THIS yellow crust is infection": a pointed-at sign is there, unless a
 # verb follows the pointer ("what if this GETS infected")
 _DEMONSTRATIVES = {"this", "these", "those"}
@@ -821,7 +828,7 @@ class _Reading:
         current = clause in self.current_clauses
         if clause in self.history_clauses and not current:
             return "history"
-        if not self._self_in(clause) and self._cue_before("third_party", start):
+        if not self._self_in(clause) and self._cue_before("third_party", start, pointed_at=True):
             return "third_party"
         if self._cue_before("hypothetical", start, pointed_at=True):
             return "hypothetical"
@@ -833,8 +840,9 @@ class _Reading:
         """A `kind` cue at most hyp_window words before `start`, in the same
         sentence part, with no clause break in between. With `pointed_at`, a
         cue does not count when the patient points at the thing between cue
-        and symptom ("what if THIS yellow crust is infection?": the crust is
-        there; "what if this gets infected?" is still hypothetical)."""
+        and symptom ("what if THIS yellow crust is infection?", "does everyone
+        get THIS swollen?": it is there; "what if this gets infected?" is
+        still hypothetical)."""
         clause = self.hclause_id[start]
         for cue_start, cue_end in self.by_key.get(f"cue:{kind}", ()):
             if cue_start > start or self.hclause_id[cue_start] != clause:
@@ -894,11 +902,24 @@ class _Reading:
         while j < n and steps < self.after_window:
             if self.clause_bound[j] or j in self.scope_end:
                 return False
-            if j in self.after_starts or j in self.fine_starts:
+            if j in self.after_starts:
+                return True
+            if j in self.fine_starts and self._fine_target(start, end):
                 return True
             j += 1
             steps += 1
         return False
+
+    def _fine_target(self, start: int, end: int) -> bool:
+        """A "fine" cue speaks for a body part ("lips are fine"), never for a
+        sign itself ("the pus is fine" still reports pus), nor for a body
+        part that only says where a sign is ("the swelling IN MY lips is fine")."""
+        j = start - 1
+        while j >= 0 and self.doc[j].lower_ in _DETERMINERS:
+            j -= 1
+        if j >= 0 and self.doc[j].lower_ in _PREPOSITIONS:
+            return False
+        return any(s <= start and end <= e for s, e in self.by_key.get("cue:fine_targets", ()))
 
     def _past_coordinated(self, start: int, end: int) -> int:
         """Where to look for a resolution cue after the span (start, end): past
