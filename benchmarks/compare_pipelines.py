@@ -144,7 +144,10 @@ def main() -> int:
               "Training time is the NLU pipeline only (the full `rasa train` adds the dialogue policies)."]
     table = "\n".join(lines) + "\n"
     print(table)
-    args.out.write_text(table)
+    # Keep the hand-written decision that follows the figures.
+    previous = args.out.read_text() if args.out.exists() else ""
+    decision = previous[previous.find("\n## Decision"):] if "\n## Decision" in previous else ""
+    args.out.write_text(table + decision)
     return 0
 
 
