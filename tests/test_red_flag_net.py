@@ -440,6 +440,40 @@ def test_intent_still_flags_the_patients_own_sign(net, protocol, text, intent, e
     assert result.assessment.level == expected      # the net alone sees it too
 
 
+@pytest.mark.parametrize("text,intent,expected", [
+    # a discounted mention, then a current report that refers back to it
+    ("how long do cold sores last? I've got one on my lip", "report_cold_sore", "urgent"),
+    ("the nurse said blisters can happen, I've got two", "report_blistering", "urgent"),
+    ("what do I do if my lips swell? they're swelling now", "report_allergic_reaction",
+     "emergency"),
+])
+def test_current_report_referring_back_flags(net, protocol, text, intent, expected):
+    assert net.assess(text, 2).level == expected
+    result = triage(text, intent, 0.9, 2, net, protocol)
+    assert result.level == expected
+    assert result.assessment.current_report
+
+
+def test_current_report_lifts_the_intent_veto(net, protocol):
+    text = "I've got one on my lip, what if it's a cold sore?"
+    assert net.assess(text, 2).current_report
+    assert triage(text, "report_cold_sore", 0.9, 2, net, protocol).level == "urgent"
+
+
+@pytest.mark.parametrize("text,intent", [
+    ("I had a cold sore last year, none now", "report_cold_sore"),
+    ("what if it gets infected? it looks fine so far", "report_infection_signs"),
+    ("what if it gets infected? it's fine now", "report_infection_signs"),
+    ("how long do cold sores last? I haven't got one, just asking", "report_cold_sore"),
+    ("what if I get blisters? I've got some cream just in case", "report_blistering"),
+])
+def test_no_current_report_keeps_the_veto(net, protocol, text, intent):
+    assessment = net.assess(text, 2)
+    assert assessment.level is None
+    assert not assessment.current_report
+    assert triage(text, intent, 0.9, 2, net, protocol).level is None
+
+
 def test_time_word_does_not_make_someone_elses_sign_the_patients(net):
     assert net.assess("my son has a fever today", 3).level is None
     assert net.assess("my son has a fever today and I've got chills", 3).level == "urgent"

@@ -53,6 +53,14 @@ How one message is read
    "self_too" cue anywhere ("... and so do I", "Me too!"). A time word alone
    ("my son has a fever today") does not make someone else's sign the
    patient's.
+   A history, third-party or hypothetical status is cancelled when, later in
+   the message, the patient reports the thing as her own now with words that
+   refer back to it (`refers_back`: "how long do cold sores last? I'VE GOT ONE
+   on my lip", "what if my lips swell? THEY'RE SWELLING now", "the nurse said
+   blisters can happen, I'VE GOT TWO", "... but IT'S REALLY YELLOW"). Such a
+   cue does not count when it is negated ("I haven't got one"), followed by a
+   resolution or "fine" cue ("it's fine now"), or itself hypothetical ("will
+   I have one?"). A plain negation is never cancelled this way.
    Anything else is positive: questions such as "is this pus?" or "should I
    worry about pus?" count as reports (when in doubt, flag).
 4. A sign fires when one of its rules has all parts matched positively close
@@ -62,7 +70,9 @@ How one message is read
    a day nothing is "still there after the window" unless the words say so.
 5. The assessment's level is the most urgent fired sign. Rules that matched only
    through negated/history/hypothetical words are kept as `discounted`, which
-   triage uses to decide when an intent alone must not flag.
+   triage uses to decide when an intent alone must not flag; `current_report`
+   says the message has a refers_back cue (see 3.), and then triage never
+   lets a discounted mention veto a red-flag intent.
 """
 from __future__ import annotations
 
@@ -87,7 +97,7 @@ CUE_KINDS = (
     "negation", "negation_after", "negation_answer", "pseudo_negation",
     "negation_scope_ends", "history", "third_party", "hypothetical", "current",
     "clause_ends", "fine_after", "fine_targets", "pseudo_current", "self", "self_too",
-    "possibility", "nothing_happened",
+    "possibility", "nothing_happened", "refers_back",
 )
 SETTING_DEFAULTS = {
     "window": 8,                  # words allowed between the parts of an "A + B" rule
@@ -166,6 +176,7 @@ class Assessment:
     discounted: List[Discounted] = field(default_factory=list)
     gated: List[Sign] = field(default_factory=list)   # matched, but the day rules it out
     day: Optional[int] = None
+    current_report: bool = False   # a refers_back cue: "... I've got one", "they're swelling now"
 
     @property
     def reason(self) -> str:
@@ -620,18 +631,22 @@ class RedFlagNet:
         fired: Dict[str, Sign] = {}
         gated: Dict[str, Sign] = {}
         discounted: Dict[str, Discounted] = {}
+        current_report = False
         for piece in _pieces(text):
-            self._assess_piece(piece, day, fired, gated, discounted)
+            current_report = self._assess_piece(piece, day, fired, gated, discounted) \
+                or current_report
         for sign_id in fired:
             discounted.pop(sign_id, None)
             gated.pop(sign_id, None)
         signs = sorted(fired.values(), key=lambda s: -_RANK[s.level])
         level = signs[0].level if signs else None
         return Assessment(level=level, signs=signs, discounted=list(discounted.values()),
-                          gated=list(gated.values()), day=day)
+                          gated=list(gated.values()), day=day, current_report=current_report)
 
     def _assess_piece(self, text: str, day: Optional[int], fired: Dict[str, Sign],
-                      gated: Dict[str, Sign], discounted: Dict[str, "Discounted"]) -> None:
+                      gated: Dict[str, Sign], discounted: Dict[str, "Discounted"]) -> bool:
+        """Adds what one piece of text fires or discounts; True when it has a
+        refers_back cue (Assessment.current_report)."""
         reading = _Reading(self, self._parse(text))
         for spec in self.signs:
             if spec.id in fired:
@@ -653,6 +668,7 @@ class RedFlagNet:
             elif discount is not None and spec.id not in discounted:
                 cue, matched = discount
                 discounted[spec.id] = Discounted(spec.id, spec.level, spec.topic, cue, matched)
+        return bool(reading.refers_back_starts)
 
     def _day_allows(self, spec: _SignSpec, day: Optional[int]) -> bool:
         """Day conditions. With an unknown day, min_day and worse_after count as
@@ -791,6 +807,19 @@ class _Reading:
                                if not any(j in third_party for j in range(s, e))]
         self.nothing_happened = bool(self.by_key.get("cue:nothing_happened"))
         self._status_cache: Dict[_Span, str] = {}
+        # "... I've got one", "they're swelling now": a current report that
+        # refers back to a sign mentioned as past, someone else's or hypothetical
+        fine_tokens = self._tokens("cue:fine_after") - pseudo
+        after_tokens = {j for s, e in self.by_key.get("cue:negation_after", ())
+                        if s not in pseudo for j in range(s, e)}
+        self.refers_back_starts = sorted(
+            s for s, e in self.by_key.get("cue:refers_back", ())
+            if not self._negated_before(s)
+            and not any(j in self.neg_tokens for j in range(s, e))
+            and not any(j in fine_tokens or j in after_tokens
+                        for j in range(s, min(n, e + self.after_window))
+                        if self.clause_id[j] == self.clause_id[s])
+            and not self._cue_before("hypothetical", s))
 
     @staticmethod
     def _ids(ends_after: Sequence[bool], starts_at: Iterable[int] = ()) -> List[int]:
@@ -824,6 +853,13 @@ class _Reading:
         start, end = span
         if self._negated_before(start) or self._negated_after(end, start):
             return "negated"
+        discounted = self._discounted(start)
+        if discounted and any(s >= end for s in self.refers_back_starts):
+            return "positive"       # "... I've got one", "they're swelling now"
+        return discounted or "positive"
+
+    def _discounted(self, start: int) -> Optional[str]:
+        """history | third_party | hypothetical, or None."""
         clause = self.hclause_id[start]
         current = clause in self.current_clauses
         if clause in self.history_clauses and not current:
@@ -834,7 +870,7 @@ class _Reading:
             return "hypothetical"
         if self.nothing_happened and self._cue_before("possibility", start, pointed_at=True):
             return "hypothetical"
-        return "positive"
+        return None
 
     def _cue_before(self, kind: str, start: int, pointed_at: bool = False) -> bool:
         """A `kind` cue at most hyp_window words before `start`, in the same

@@ -12,7 +12,9 @@ Rules (the more urgent of net and intent always wins):
    hypothetical cue ("no pus", "I had a cold sore last year", "what if it gets
    infected?") and found no sign of that topic, the intent alone does not
    flag. A message where the net saw nothing about the topic still flags on
-   the intent.
+   the intent, and so does one where the patient goes on to report something
+   as hers now ("how long do cold sores last? I've got one": the net's
+   `current_report`): then the discounted mention vetoes nothing.
 3. A symptom intent (SYMPTOM_INTENTS, e.g. report_redness) on a day past that
    symptom's protocol `routine_after` gives "routine". With an unknown day the
    intent alone gives nothing (a symptom report is only "still there after the
@@ -98,7 +100,7 @@ def _intent_level(intent: Optional[str], day: Optional[int], assessment: Assessm
         topics = _RELATED_TOPICS.get(RED_FLAG_INTENTS[intent], {RED_FLAG_INTENTS[intent]})
         saw_discounted = bool(topics & assessment.discounted_topics)
         saw_positive = bool(topics & assessment.topics)
-        if saw_discounted and not saw_positive:
+        if saw_discounted and not saw_positive and not assessment.current_report:
             return None, None
         return "urgent", _INTENT_REASONS[intent]
     symptom = SYMPTOM_INTENTS.get(intent)
