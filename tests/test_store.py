@@ -10,6 +10,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
+from alembic.script import ScriptDirectory
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, select, text
 
@@ -55,7 +56,8 @@ def test_migrate_is_idempotent_and_at_head(url: str) -> None:
     db.migrate(url)
     with db.make_engine(url).connect() as connection:
         revision = MigrationContext.configure(connection).get_current_revision()
-    assert revision == "0001"
+    assert revision == ScriptDirectory.from_config(db.alembic_config(url)).get_current_head()
+    assert revision == "0002"
 
 
 def test_migrate_does_not_depend_on_working_directory(
@@ -81,11 +83,12 @@ def test_engine_turns_on_foreign_keys_and_busy_timeout(url: str) -> None:
 def test_batch_migration_keeps_child_rows(url: str, tmp_path: Path) -> None:
     """A later migration that rebuilds `patients` (SQLite batch mode) must not
     cascade-delete treatments: env.py turns foreign keys off while migrating."""
+    head = ScriptDirectory.from_config(db.alembic_config(url)).get_current_head()
     scripts = tmp_path / "migrations"
     shutil.copytree(db.MIGRATIONS_DIR, scripts, ignore=shutil.ignore_patterns("__pycache__"))
-    (scripts / "versions" / "0002_rebuild.py").write_text(
+    (scripts / "versions" / "9999_rebuild.py").write_text(
         "import sqlalchemy as sa\nfrom alembic import op\n"
-        "revision = '0002'\ndown_revision = '0001'\nbranch_labels = None\ndepends_on = None\n"
+        f"revision = '9999'\ndown_revision = '{head}'\nbranch_labels = None\ndepends_on = None\n"
         "def upgrade():\n"
         "    with op.batch_alter_table('patients', recreate='always') as batch:\n"
         "        batch.add_column(sa.Column('extra', sa.String(10), nullable=True))\n"

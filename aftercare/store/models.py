@@ -9,7 +9,8 @@ from datetime import datetime, timezone
 from typing import Optional
 
 from sqlalchemy import (
-    CheckConstraint, Column, DateTime, ForeignKey, Integer, MetaData, String, Text,
+    Boolean, CheckConstraint, Column, DateTime, ForeignKey, Integer, LargeBinary, MetaData,
+    String, Text, UniqueConstraint,
 )
 from sqlalchemy.orm import declarative_base, relationship
 from sqlalchemy.types import TypeDecorator
@@ -17,6 +18,11 @@ from sqlalchemy.types import TypeDecorator
 SOURCES = ("clinic", "self_reported")
 LEVELS = ("emergency", "urgent", "routine", "human")
 STATUSES = ("open", "acknowledged", "resolved")
+DIRECTIONS = ("in", "out")
+MESSAGE_KINDS = ("text", "photo", "checkin", "clinic", "notice")
+MESSAGE_STATUSES = ("answered", "unanswered", "held")
+PHOTO_STATUSES = ("awaiting_consent", "kept")
+DELIVERY_STATUSES = ("due", "sending", "sent", "skipped", "failed", "uncertain")
 NAME_MAX = 200
 
 # Fixed constraint names, so SQLite batch migrations can find them later.
@@ -68,6 +74,11 @@ class Patient(Base):
     sender_id = Column(String(255), unique=True, nullable=True)
     source = Column(String(20), nullable=False, default="clinic")
     created_at = Column(UTCDateTime, nullable=False, default=utc_now)
+    # Telegram: when the chat was linked, check-ins paused (/stop), the bot blocked.
+    enrolled_at = Column(UTCDateTime, nullable=True)
+    checkins_paused_at = Column(UTCDateTime, nullable=True)
+    unreachable_at = Column(UTCDateTime, nullable=True)
+    photo_consent = Column(Boolean, nullable=True)  # None: not asked yet
 
     treatments = relationship(
         "Treatment", back_populates="patient", order_by="Treatment.treated_at",
@@ -75,6 +86,10 @@ class Patient(Base):
     )
     escalations = relationship(
         "Escalation", back_populates="patient",
+        cascade="all, delete-orphan", passive_deletes=True,
+    )
+    enrolment_codes = relationship(
+        "EnrolmentCode", back_populates="patient",
         cascade="all, delete-orphan", passive_deletes=True,
     )
 
@@ -124,3 +139,126 @@ class Escalation(Base):
 
     def __repr__(self) -> str:  # no message: it is the patient's own words
         return f"<Escalation id={self.id} level={self.level} status={self.status}>"
+
+
+class EnrolmentCode(Base):
+    """A single-use code in the deep link a clinic hands a patient.
+
+    Only a hash is kept: the code itself is a bearer secret.
+    """
+    __tablename__ = "enrolment_codes"
+
+    id = Column(Integer, primary_key=True)
+    patient_id = Column(
+        Integer, ForeignKey("patients.id", ondelete="CASCADE"), nullable=False, index=True)
+    code_hash = Column(String(64), nullable=False, unique=True)
+    created_at = Column(UTCDateTime, nullable=False, default=utc_now)
+    expires_at = Column(UTCDateTime, nullable=False)
+    used_at = Column(UTCDateTime, nullable=True)
+    revoked_at = Column(UTCDateTime, nullable=True)
+
+    patient = relationship("Patient", back_populates="enrolment_codes")
+
+    def __repr__(self) -> str:
+        return f"<EnrolmentCode id={self.id} patient_id={self.patient_id}>"
+
+
+class Message(Base):
+    """The product's own log of what was said in a chat (patient health data)."""
+    __tablename__ = "messages"
+    __table_args__ = (
+        CheckConstraint(_in("direction", DIRECTIONS), name="direction"),
+        CheckConstraint(_in("kind", MESSAGE_KINDS), name="kind"),
+    )
+
+    id = Column(Integer, primary_key=True)
+    patient_id = Column(
+        Integer, ForeignKey("patients.id", ondelete="CASCADE"), nullable=True, index=True)
+    sender_id = Column(String(255), nullable=False, index=True)
+    direction = Column(String(3), nullable=False)
+    kind = Column(String(16), nullable=False, default="text")
+    text = Column(Text, nullable=False, default="")
+    # Incoming: answered, unanswered (the assistant was down) or held (flood).
+    status = Column(String(16), nullable=True, index=True)
+    created_at = Column(UTCDateTime, nullable=False, default=utc_now)
+
+    def __repr__(self) -> str:
+        return f"<Message id={self.id} {self.direction} {self.kind}>"
+
+
+class Photo(Base):
+    __tablename__ = "photos"
+    __table_args__ = (CheckConstraint(_in("status", PHOTO_STATUSES), name="status"),)
+
+    id = Column(Integer, primary_key=True)
+    patient_id = Column(
+        Integer, ForeignKey("patients.id", ondelete="CASCADE"), nullable=False, index=True)
+    telegram_file_id = Column(String(255), nullable=False)
+    caption = Column(Text, nullable=True)
+    content = Column(LargeBinary, nullable=True)
+    size = Column(Integer, nullable=True)
+    status = Column(String(20), nullable=False)
+    received_at = Column(UTCDateTime, nullable=False, default=utc_now)
+
+    def __repr__(self) -> str:
+        return f"<Photo id={self.id} patient_id={self.patient_id} status={self.status}>"
+
+
+class CheckinDelivery(Base):
+    """One row per (treatment, check-in): the delivery log that makes sending idempotent."""
+    __tablename__ = "checkin_deliveries"
+    __table_args__ = (
+        UniqueConstraint("treatment_id", "checkin_id",
+                         name="uq_checkin_deliveries_treatment_checkin"),
+        CheckConstraint(_in("status", DELIVERY_STATUSES), name="status"),
+    )
+
+    id = Column(Integer, primary_key=True)
+    patient_id = Column(
+        Integer, ForeignKey("patients.id", ondelete="CASCADE"), nullable=False, index=True)
+    treatment_id = Column(
+        Integer, ForeignKey("treatments.id", ondelete="CASCADE"), nullable=False)
+    checkin_id = Column(String(64), nullable=False)
+    due_at = Column(UTCDateTime, nullable=False)
+    status = Column(String(16), nullable=False, index=True)
+    detail = Column(String(255), nullable=True)  # why skipped or failed; no health data
+    updated_at = Column(UTCDateTime, nullable=False, default=utc_now, onupdate=utc_now)
+
+    def __repr__(self) -> str:
+        return f"<CheckinDelivery {self.treatment_id}/{self.checkin_id} {self.status}>"
+
+
+class SymptomReport(Base):
+    """What a patient said about how they are, by recovery day (answers to check-ins too)."""
+    __tablename__ = "symptom_reports"
+
+    id = Column(Integer, primary_key=True)
+    patient_id = Column(
+        Integer, ForeignKey("patients.id", ondelete="CASCADE"), nullable=False, index=True)
+    treatment_id = Column(
+        Integer, ForeignKey("treatments.id", ondelete="CASCADE"), nullable=True)
+    day = Column(Integer, nullable=True)
+    checkin_id = Column(String(64), nullable=True)
+    symptom = Column(String(64), nullable=False)  # an intent such as report_redness, or "fine"
+    level = Column(String(16), nullable=True)     # triage level, None when nothing to flag
+    text = Column(Text, nullable=False, default="")
+    created_at = Column(UTCDateTime, nullable=False, default=utc_now)
+
+    def __repr__(self) -> str:
+        return f"<SymptomReport id={self.id} day={self.day} {self.symptom}>"
+
+
+class Erasure(Base):
+    """The clinic's record that a patient's data was deleted at their request.
+
+    Holds no personal data: only the former id, when, and how it was asked.
+    """
+    __tablename__ = "erasures"
+
+    id = Column(Integer, primary_key=True)
+    former_patient_id = Column(Integer, nullable=False, index=True)
+    requested_via = Column(String(32), nullable=False)
+    erased_at = Column(UTCDateTime, nullable=False, default=utc_now)
+
+    def __repr__(self) -> str:
+        return f"<Erasure patient={self.former_patient_id}>"
