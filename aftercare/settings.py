@@ -32,6 +32,13 @@ class Settings:
     demo_hours_since_treatment: float
     telegram_token: str | None
     telegram_base_url: str
+    telegram_bot_username: str | None = None  # for t.me links; else asked with getMe
+    telegram_base_file_url: str = "https://api.telegram.org/file/bot"
+    # Webhook mode (instead of long polling) when a public URL is set.
+    telegram_webhook_url: str | None = None
+    telegram_webhook_secret: str | None = None
+    telegram_webhook_listen: str = "127.0.0.1"
+    telegram_webhook_port: int = 8443
 
 
 def get_settings() -> Settings:
@@ -49,4 +56,10 @@ def get_settings() -> Settings:
         demo_hours_since_treatment=float(env("AFTERCARE_DEMO_HOURS", "3")),
         telegram_token=env("TELEGRAM_TOKEN") or None,
         telegram_base_url=env("TELEGRAM_BASE_URL", "https://api.telegram.org/bot"),
+        telegram_bot_username=env("TELEGRAM_BOT_USERNAME") or None,
+        telegram_base_file_url=env("TELEGRAM_BASE_FILE_URL", "https://api.telegram.org/file/bot"),
+        telegram_webhook_url=env("TELEGRAM_WEBHOOK_URL") or None,
+        telegram_webhook_secret=env("TELEGRAM_WEBHOOK_SECRET") or None,
+        telegram_webhook_listen=env("TELEGRAM_WEBHOOK_LISTEN", "127.0.0.1"),
+        telegram_webhook_port=int(env("TELEGRAM_WEBHOOK_PORT", "8443")),
     )

@@ -2,19 +2,34 @@
 from __future__ import annotations
 
 import io
+import os
+import re
 import subprocess
 import sys
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from sqlalchemy import select
 
 from aftercare.cli import main
+from aftercare.enrolment import EnrolmentError, hash_code, redeem_code
 from aftercare.settings import PROJECT_ROOT
 from aftercare.store import db, repository
+from aftercare.store.models import EnrolmentCode, Erasure
 
 LONDON = ZoneInfo("Europe/London")
+BOT = "AftercareTestBot"
+LINK = re.compile(rf"https://t\.me/{BOT}\?start=([A-Za-z0-9_-]+)")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(autouse=True)
+def bot_username(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A known bot username, so no test asks Telegram (empty values beat a .env file)."""
+    monkeypatch.setenv("TELEGRAM_BOT_USERNAME", BOT)
+    monkeypatch.setenv("TELEGRAM_TOKEN", "")
 
 
 @pytest.fixture
@@ -50,10 +65,11 @@ def test_add_then_list(db_url: str, capsys: pytest.CaptureFixture) -> None:
     code, out, _ = run(capsys, "patients", "list")
     assert code == 0
     header, row = out.splitlines()
-    assert header.split() == ["ID", "NAME", "TREATED", "(LOCAL)", "DAY", "TREATMENT", "LINKED"]
+    assert header.split() == ["ID", "NAME", "TREATED", "(LOCAL)", "DAY", "TREATMENT", "LINKED",
+                              "STATUS"]
     treated = datetime.strptime(days_ago(3), "%Y-%m-%d %H:%M").replace(tzinfo=LONDON)
     assert row.split() == ["1", "Ana", f"{treated:%Y-%m-%d}", "10:00", f"{treated:%Z}",
-                           "3", "2", "yes"]
+                           "3", "2", "yes", "enrolled"]
 
 
 def test_list_empty(db_url: str, capsys: pytest.CaptureFixture) -> None:
@@ -137,7 +153,7 @@ def test_duplicate_sender(db_url: str, capsys: pytest.CaptureFixture) -> None:
     assert stored_names(db_url) == ["Ana"]
 
 
-@pytest.mark.parametrize("action", [["show", "7"], ["remove", "7", "--yes"]])
+@pytest.mark.parametrize("action", [["show", "7"], ["remove", "7", "--yes"], ["link", "7"]])
 def test_unknown_id(db_url: str, capsys: pytest.CaptureFixture, action: list[str]) -> None:
     code, _, err = run(capsys, "patients", *action)
     assert code == 2 and "no patient with id 7" in err
@@ -181,7 +197,7 @@ def test_remove_asks_on_a_terminal(db_url: str, capsys: pytest.CaptureFixture,
 
 @pytest.mark.parametrize("argv", [
     ["patients"], ["patients", "add"], ["patients", "list"], ["patients", "show"],
-    ["patients", "remove"],
+    ["patients", "remove"], ["patients", "link"],
 ])
 def test_every_subcommand_has_help(capsys: pytest.CaptureFixture, argv: list[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
@@ -202,5 +218,209 @@ def test_console_script_help() -> None:
                             timeout=300, cwd=PROJECT_ROOT)
     assert result.returncode == 0, result.stderr
     assert "usage: aftercare patients" in result.stdout
-    for action in ("add", "list", "show", "remove"):
+    for action in ("add", "list", "show", "remove", "link"):
         assert action in result.stdout
+
+
+# --- enrolment links ----------------------------------------------------------
+
+def redeem(url: str, code: str, chat: str = "chat-1") -> int:
+    with db.session_scope(url) as session:
+        return redeem_code(session, code, chat, datetime.now(timezone.utc)).id
+
+
+def refusal(url: str, code: str, chat: str = "chat-1") -> str:
+    with pytest.raises(EnrolmentError) as error:
+        redeem(url, code, chat)
+    return error.value.reason
+
+
+def add_ana(capsys: pytest.CaptureFixture, *extra: str) -> tuple[int, str, str]:
+    return run(capsys, "patients", "add", "--name", "Ana", "--treated", days_ago(2), *extra)
+
+
+def expiry_dates() -> set[str]:
+    """The London date seven days from now (both, should the test straddle midnight)."""
+    return {f"{(datetime.now(LONDON) + timedelta(days=7, seconds=s)):%Y-%m-%d}"
+            for s in (-60, 0, 60)}
+
+
+def test_add_prints_a_working_link(db_url: str, capsys: pytest.CaptureFixture) -> None:
+    code, out, err = add_ana(capsys)
+    assert code == 0 and err == ""
+    lines = out.splitlines()
+    assert lines[0].startswith("Added patient 1: Ana")
+    assert lines[1].startswith("Enrolment link (single use, expires ")
+    assert any(date in lines[1] for date in expiry_dates())
+    assert re.search(r"\d\d:\d\d (GMT|BST)\):$", lines[1])
+    match = LINK.fullmatch(lines[2].strip())
+    assert match
+    secret = match.group(1)
+    assert "aftercare patients link 1" in out
+    with db.session_scope(db_url) as session:
+        stored = session.execute(select(EnrolmentCode)).scalar_one().code_hash
+    assert stored == hash_code(secret) and stored not in out
+
+    assert run(capsys, "patients", "list")[1].splitlines()[1].split()[-2:] == ["link", "sent"]
+    assert redeem(db_url, secret) == 1
+    assert refusal(db_url, secret, "chat-2") == "used"
+    _, out, _ = run(capsys, "patients", "show", "1")
+    assert "linked chat: yes (sender chat-1)" in out
+    assert f"enrolment:   enrolled {datetime.now(LONDON):%Y-%m-%d}" in out
+    assert run(capsys, "patients", "list")[1].splitlines()[1].split()[-1] == "enrolled"
+
+
+def test_add_without_a_bot_username_prints_the_code(
+        db_url: str, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TELEGRAM_BOT_USERNAME", "")
+    code, out, _ = add_ana(capsys)
+    assert code == 0 and "https://" not in out
+    secret = re.search(r"/start ([A-Za-z0-9_-]+)", out).group(1)
+    assert "Enrolment code (single use, expires " in out and f": {secret}" in out
+    assert "TELEGRAM_BOT_USERNAME" in out and "TELEGRAM_TOKEN" in out
+    assert redeem(db_url, secret) == 1
+
+
+def test_qr_needs_the_bot_username(db_url: str, capsys: pytest.CaptureFixture,
+                                   monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("TELEGRAM_BOT_USERNAME", "")
+    for option in (["--qr"], ["--qr-png", str(tmp_path / "qr.png")]):
+        code, out, err = add_ana(capsys, *option)
+        assert code == 2 and out == "" and "TELEGRAM_BOT_USERNAME" in err
+    assert run(capsys, "patients", "list")[1].startswith("No patients yet")
+
+
+def test_sender_makes_no_link(db_url: str, capsys: pytest.CaptureFixture) -> None:
+    code, out, _ = add_ana(capsys, "--sender", "chat-9")
+    assert code == 0 and "https://" not in out and "chat linked" in out
+    assert "enrolment:   enrolled" in run(capsys, "patients", "show", "1")[1]
+    code, _, err = add_ana(capsys, "--sender", "chat-8", "--qr")
+    assert code == 2 and "--sender" in err
+    assert stored_names(db_url) == ["Ana"]
+
+
+def test_qr_on_the_terminal(db_url: str, capsys: pytest.CaptureFixture) -> None:
+    code, out, _ = add_ana(capsys, "--qr")
+    assert code == 0
+    plain, _, qr = out.partition("earlier links then stop working).\n")
+    assert LINK.search(plain)
+    qr_lines = qr.splitlines()
+    assert len(qr_lines) > 10 and all(len(line) == len(qr_lines[0]) for line in qr_lines)
+    assert "█" in qr
+
+
+def test_qr_png(db_url: str, capsys: pytest.CaptureFixture, tmp_path: Path) -> None:
+    target = tmp_path / "ana.png"
+    code, out, _ = add_ana(capsys, "--qr-png", str(target))
+    assert code == 0 and f"QR code saved to {target}" in out
+    data = target.read_bytes()
+    assert data.startswith(PNG_SIGNATURE) and len(data) > len(PNG_SIGNATURE)
+    width = int.from_bytes(data[16:20], "big")  # IHDR: big enough for a phone to read
+    assert width >= 300
+
+    code, out, err = add_ana(capsys, "--qr-png", str(target))
+    assert code == 2 and out == "" and "already exists" in err and "--force" in err
+    assert target.read_bytes() == data and stored_names(db_url) == ["Ana"]
+
+    code, out, _ = run(capsys, "patients", "link", "1", "--qr-png", str(target), "--force")
+    assert code == 0 and target.read_bytes() != data
+    assert target.read_bytes().startswith(PNG_SIGNATURE)
+
+
+@pytest.mark.parametrize("where, reason", [
+    ("no/such/folder/ana.png", "No such file or directory"),
+    ("a-file/ana.png", "Not a directory"),
+])
+def test_qr_png_that_cannot_be_written(db_url: str, capsys: pytest.CaptureFixture,
+                                       tmp_path: Path, where: str, reason: str) -> None:
+    (tmp_path / "a-file").write_text("not a folder")
+    target = tmp_path / where
+    code, out, err = add_ana(capsys, "--qr-png", str(target))
+    assert code == 2
+    assert err.startswith("aftercare: error: --qr-png: cannot write") and str(target) in err
+    assert reason in err
+    assert "Patient 1 was added" in err and "patients link 1 --qr-png" in err
+    assert len(err.splitlines()) == 1
+    assert not target.exists()
+    assert stored_names(db_url) == ["Ana"]
+    assert redeem(db_url, LINK.search(out).group(1)) == 1  # the printed link works
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0,
+                    reason="needs file permissions that apply (not root)")
+def test_qr_png_in_an_unwritable_folder(db_url: str, capsys: pytest.CaptureFixture,
+                                        tmp_path: Path) -> None:
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    folder.chmod(0o500)
+    try:
+        code, _, err = add_ana(capsys, "--qr-png", str(folder / "ana.png"))
+    finally:
+        folder.chmod(0o700)
+    assert code == 2 and "Permission denied" in err and "Patient 1 was added" in err
+    assert stored_names(db_url) == ["Ana"]
+
+
+def test_link_revokes_the_previous_code(db_url: str, capsys: pytest.CaptureFixture) -> None:
+    first = LINK.search(add_ana(capsys)[1]).group(1)
+    code, out, _ = run(capsys, "patients", "link", "1")
+    assert code == 0
+    assert out.startswith("New enrolment link for patient 1 (Ana); earlier links no longer work.")
+    second = LINK.search(out).group(1)
+    assert second != first
+    assert refusal(db_url, first) == "revoked"
+    assert redeem(db_url, second) == 1
+
+    code, out, _ = run(capsys, "patients", "link", "1", "--qr")
+    assert code == 0 and "enrolled already" in out and "█" in out
+    assert redeem(db_url, LINK.search(out).group(1), "new-phone") == 1
+    assert "linked chat: yes (sender new-phone)" in run(capsys, "patients", "show", "1")[1]
+
+
+def test_show_and_list_statuses(db_url: str, capsys: pytest.CaptureFixture) -> None:
+    for name in ("Ana", "Bob", "Cy", "Di", "Ed"):
+        run(capsys, "patients", "add", "--name", name, "--treated", days_ago(2))
+    _, out, _ = run(capsys, "patients", "show", "1")
+    assert "enrolment:   link sent, expires " in out
+    assert "check-ins:   active" in out and "unreachable: no" in out
+    assert "photos:      consent not asked yet" in out
+
+    paused = datetime(2026, 1, 10, 9, 30, tzinfo=timezone.utc)
+    with db.session_scope(db_url) as session:
+        ana, bob, cy, di, _ = repository.list_patients(session)
+        for patient in (ana, bob, cy):
+            patient.enrolled_at = paused
+        ana.checkins_paused_at = paused
+        ana.photo_consent = True
+        bob.unreachable_at = paused
+        bob.checkins_paused_at = paused
+        bob.photo_consent = False
+        for row in di.enrolment_codes:
+            row.expires_at = paused
+
+    _, out, _ = run(capsys, "patients", "show", "1")
+    assert "enrolment:   enrolled 2026-01-10" in out
+    assert "check-ins:   paused since 2026-01-10 09:30 GMT" in out
+    assert "photos:      consent given" in out
+    _, out, _ = run(capsys, "patients", "show", "2")
+    assert "unreachable: since 2026-01-10 09:30 GMT (blocked the bot)" in out
+    assert "photos:      consent refused" in out
+    assert "enrolment:   link expired" in run(capsys, "patients", "show", "4")[1]
+
+    _, out, _ = run(capsys, "patients", "list")
+    statuses = [line.split("  ")[-1].strip() for line in out.splitlines()[1:]]
+    assert statuses == ["paused", "unreachable", "enrolled", "link expired", "link sent"]
+
+
+def test_an_erased_patient(db_url: str, capsys: pytest.CaptureFixture) -> None:
+    add_ana(capsys)
+    with db.session_scope(db_url) as session:
+        repository.remove_patient(session, 1)
+        session.add(Erasure(former_patient_id=1, requested_via="telegram",
+                            erased_at=datetime(2026, 3, 4, 23, 30, tzinfo=timezone.utc)))
+    for action in (["show", "1"], ["link", "1"]):
+        code, out, err = run(capsys, "patients", *action)
+        assert code == 2 and out == ""
+        assert err == ("aftercare: error: Patient 1's data was deleted at their request on "
+                       "2026-03-04 (via telegram)\n")
+    assert "no patient with id 2" in run(capsys, "patients", "show", "2")[2]

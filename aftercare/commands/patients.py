@@ -1,42 +1,66 @@
-"""`aftercare patients`: add, list, show and remove patients (clinic staff).
+"""`aftercare patients`: add, list, show and remove patients, make enrolment links.
 
 The database is AFTERCARE_DATABASE_URL; every action first brings its schema
 up to date, so a fresh install needs no separate migration step.
+
+An enrolment link (https://t.me/<bot>?start=<code>) carries a single-use
+code; only its hash is stored, so add and link print the code once and
+nothing else ever shows it.
 """
 from __future__ import annotations
 
 import argparse
 import sys
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Iterator, List, Optional, Sequence
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import segno
 from alembic.util import CommandError as AlembicError
+from sqlalchemy import select
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
+from aftercare import enrolment
 from aftercare.cli import CommandError
 from aftercare.dates import MAX_DAYS_BACK, DateParseError, parse_clinic_datetime
-from aftercare.protocol import ProtocolError, load_protocol
+from aftercare.protocol import Protocol, ProtocolError, load_protocol
 from aftercare.recovery import recovery_day
 from aftercare.settings import get_settings
 from aftercare.store import db, repository
-from aftercare.store.models import Patient, Treatment
+from aftercare.store.models import Erasure, Patient, Treatment
 from aftercare.store.repository import StoreError
+
+
+QR_PNG_SCALE = 10  # pixels per module: a version 4 code is about 410 px wide
+QR_PNG_BORDER = 4
+
+
+def _add_link_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--qr", action="store_true",
+                        help="also print the enrolment link as a QR code on the terminal")
+    parser.add_argument("--qr-png", metavar="PATH", type=Path,
+                        help="also save the enrolment link's QR code as a PNG image")
+    parser.add_argument("--force", action="store_true",
+                        help="overwrite the --qr-png file if it exists")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
-        "patients", help="add, list, show and remove patients",
+        "patients", help="add, list, show and remove patients; make enrolment links",
         description="Manage the clinic's patients in the aftercare database "
                     "(AFTERCARE_DATABASE_URL).")
     actions = parser.add_subparsers(dest="patients_command", metavar="ACTION", required=True)
 
     add = actions.add_parser(
         "add", help="add a patient and their treatment",
-        description="Add a patient with the date and time of their treatment.")
+        description="Add a patient with the date and time of their treatment, and print "
+                    "their single-use Telegram enrolment link (unless --sender links a chat "
+                    "directly). Set TELEGRAM_BOT_USERNAME (or TELEGRAM_TOKEN) for a t.me link.")
     add.add_argument("--name", required=True, help="the patient's name")
     add.add_argument("--treated", required=True, metavar='"YYYY-MM-DD HH:MM"',
                      help="when the treatment was, local time in --tz")
@@ -46,8 +70,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add.add_argument("--number", type=int, default=1,
                      help="which treatment of the series this is (default: 1)")
     add.add_argument("--sender", metavar="ID",
-                     help="conversation id to link (Rasa sender id / Telegram chat id)")
+                     help="conversation id to link (Rasa sender id / Telegram chat id); "
+                          "no enrolment link is made then")
+    _add_link_options(add)
     add.set_defaults(handler=_add)
+
+    link = actions.add_parser(
+        "link", help="make a new enrolment link for a patient",
+        description="Make a new single-use Telegram enrolment link for a patient; their "
+                    "earlier links stop working. Opened from a new chat, it moves an "
+                    "enrolled patient to that chat.")
+    link.add_argument("id", type=int, help="patient id")
+    _add_link_options(link)
+    link.set_defaults(handler=_link)
 
     listing = actions.add_parser("list", help="list all patients",
                                  description="List all patients with their current treatment.")
@@ -90,6 +125,20 @@ def _clinic_timezone() -> str:
         raise CommandError(f"cannot read the clinic's time zone (use --tz): {exc}") from None
 
 
+def _protocol() -> Protocol:
+    try:
+        return load_protocol(get_settings().protocol_path)
+    except ProtocolError as exc:
+        raise CommandError(f"cannot read the protocol (link expiry, time zone): {exc}") from None
+
+
+def _clinic_zone_or_utc() -> ZoneInfo:
+    try:
+        return load_protocol(get_settings().protocol_path).tz
+    except ProtocolError:
+        return ZoneInfo("UTC")
+
+
 def _zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
@@ -111,7 +160,87 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+@dataclass(frozen=True)
+class _LinkPlan:
+    """What a new enrolment link needs, settled before anything is stored."""
+    bot_username: Optional[str]
+    expiry_days: int
+    clinic_tz: ZoneInfo
+
+
+def _plan_link(args: argparse.Namespace) -> _LinkPlan:
+    protocol = _protocol()
+    username = enrolment.bot_username(get_settings())
+    if username is None and (args.qr or args.qr_png):
+        raise CommandError("a QR code needs the bot's username: set TELEGRAM_BOT_USERNAME "
+                           "(or TELEGRAM_TOKEN, to ask Telegram for it)")
+    if args.qr_png is not None and args.qr_png.exists() and not args.force:
+        raise CommandError(f"--qr-png: {args.qr_png} already exists; add --force to overwrite it")
+    return _LinkPlan(username, protocol.enrolment.link_expiry_days, protocol.tz)
+
+
+def _qr(link: str) -> segno.QRCode:
+    return segno.make_qr(link, error="m")  # never a Micro QR: phone cameras do not read those
+
+
+def _print_qr(link: str) -> None:
+    encoding = getattr(sys.stdout, "encoding", None) or "ascii"
+    try:
+        "\u2588\u2580\u2584".encode(encoding)
+        compact = True
+    except (UnicodeEncodeError, LookupError):
+        compact = False  # falls back to ANSI colours with spaces
+    _qr(link).terminal(out=sys.stdout, compact=compact)
+
+
+def _print_link(plan: _LinkPlan, code: str, expires_at: datetime, patient_id: int) -> None:
+    expiry = _when(expires_at, plan.clinic_tz)
+    if plan.bot_username is not None:
+        print(f"Enrolment link (single use, expires {expiry}):")
+        print(f"  {enrolment.deep_link(plan.bot_username, code)}")
+    else:
+        print(f"Enrolment code (single use, expires {expiry}): {code}")
+        print(f"The patient can send the bot: /start {code}")
+        print("For a t.me link and QR codes, set TELEGRAM_BOT_USERNAME (or TELEGRAM_TOKEN).")
+    print(f"It is shown only now. A new one: aftercare patients link {patient_id} "
+          "(earlier links then stop working).")
+
+
+def _write_png(link: str, path: Path, force: bool) -> None:
+    created = False
+    try:
+        with open(path, "wb" if force else "xb") as out:
+            created = True
+            _qr(link).save(out, kind="png", scale=QR_PNG_SCALE, border=QR_PNG_BORDER)
+    except FileExistsError:
+        raise CommandError(f"{path} already exists; add --force to overwrite it") from None
+    except OSError as exc:
+        if created:
+            path.unlink(missing_ok=True)
+        raise CommandError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
+def _deliver_link(args: argparse.Namespace, plan: _LinkPlan, code: str, expires_at: datetime,
+                  patient_id: int, if_png_fails: str) -> None:
+    """Print the link (and its QR codes); a PNG that cannot be written is a CommandError."""
+    _print_link(plan, code, expires_at, patient_id)
+    if plan.bot_username is None:
+        return
+    link = enrolment.deep_link(plan.bot_username, code)
+    if args.qr:
+        _print_qr(link)
+    if args.qr_png is not None:
+        try:
+            _write_png(link, args.qr_png, args.force)
+        except CommandError as exc:
+            raise CommandError(f"--qr-png: {exc}. {if_png_fails}") from None
+        print(f"QR code saved to {args.qr_png}")
+
+
 def _add(args: argparse.Namespace) -> int:
+    if args.sender and (args.qr or args.qr_png):
+        raise CommandError("--qr and --qr-png show an enrolment link, which is not made "
+                           "with --sender (the chat is linked already)")
     tz_name = args.tz or _clinic_timezone()
     tz = _zone(tz_name)
     now = _now()
@@ -124,15 +253,46 @@ def _add(args: argparse.Namespace) -> int:
     if recovery_day(treated_at, tz, now) > MAX_DAYS_BACK:
         raise CommandError(
             f"--treated: {args.treated} is more than {MAX_DAYS_BACK} days ago; check the date")
+    plan = None if args.sender else _plan_link(args)
+    code = expires_at = None
     with _session() as session:
         patient = repository.add_patient(
             session, args.name, treated_at, tz_name,
             treatment_number=args.number, sender_id=args.sender)
+        if args.sender:
+            patient.enrolled_at = now
+        else:
+            code = enrolment.issue_code(session, patient, now, plan.expiry_days)
+            expires_at = enrolment.latest_code(patient).expires_at
         patient_id, name = patient.id, patient.name
     day = recovery_day(treated_at, tz, now)
     linked = ", chat linked" if args.sender else ""
     print(f"Added patient {patient_id}: {_printable(name)}, treatment {args.number} on "
           f"{_when(treated_at, tz)} ({tz_name}), day {day} of recovery{linked}.")
+    if plan is not None:
+        _deliver_link(args, plan, code, expires_at, patient_id,
+                      f"Patient {patient_id} was added and the link above works; for a QR "
+                      f"image run: aftercare patients link {patient_id} --qr-png PATH "
+                      "(this replaces the link above)")
+    return 0
+
+
+def _link(args: argparse.Namespace) -> int:
+    plan = _plan_link(args)
+    now = _now()
+    with _session() as session:
+        patient = _get(session, args.id)
+        code = enrolment.issue_code(session, patient, now, plan.expiry_days)
+        expires_at = enrolment.latest_code(patient).expires_at
+        name, enrolled = patient.name, patient.enrolled_at is not None
+    print(f"New enrolment link for patient {args.id} ({_printable(name)}); "
+          "earlier links no longer work.")
+    if enrolled:
+        print("They are enrolled already: opening this link from another Telegram chat "
+              "moves them to that chat.")
+    _deliver_link(args, plan, code, expires_at, args.id,
+                  "The link above works; run the command again for a QR image "
+                  "(that replaces the link)")
     return 0
 
 
@@ -152,6 +312,15 @@ def _treatment_cells(patient: Patient, now: datetime) -> tuple[str, str, str]:
             str(treatment.number_in_series))
 
 
+def _status(patient: Patient, now: datetime) -> str:
+    """A word or two for the list: what stands in the way of check-ins comes first."""
+    if patient.unreachable_at is not None:
+        return "unreachable"
+    if patient.checkins_paused_at is not None:
+        return "paused"
+    return enrolment.enrolment_state(patient, now)
+
+
 def _list(args: argparse.Namespace) -> int:
     now = _now()
     with _session() as session:
@@ -159,19 +328,31 @@ def _list(args: argparse.Namespace) -> int:
         for patient in repository.list_patients(session):
             treated, day, number = _treatment_cells(patient, now)
             rows.append((str(patient.id), _printable(patient.name), treated, day, number,
-                         "yes" if patient.sender_id else "no"))
+                         "yes" if patient.sender_id else "no", _status(patient, now)))
     if not rows:
         print("No patients yet. Add one with: aftercare patients add --help")
         return 0
-    print(_table(("ID", "NAME", "TREATED (LOCAL)", "DAY", "TREATMENT", "LINKED"), rows))
+    print(_table(("ID", "NAME", "TREATED (LOCAL)", "DAY", "TREATMENT", "LINKED", "STATUS"),
+                 rows))
     return 0
 
 
 def _get(session: Session, patient_id: int) -> Patient:
     patient = repository.get_patient(session, patient_id)
-    if patient is None:
-        raise CommandError(f"no patient with id {patient_id}")
-    return patient
+    if patient is not None:
+        return patient
+    erasure = session.execute(
+        select(Erasure).where(Erasure.former_patient_id == patient_id)
+        .order_by(Erasure.erased_at.desc())).scalars().first()
+    if erasure is not None:
+        erased_on = erasure.erased_at.astimezone(_clinic_zone_or_utc())
+        raise CommandError(f"Patient {patient_id}'s data was deleted at their request on "
+                           f"{erased_on:%Y-%m-%d} (via {_printable(erasure.requested_via)})")
+    raise CommandError(f"no patient with id {patient_id}")
+
+
+def _consent(value: Optional[bool]) -> str:
+    return {None: "consent not asked yet", True: "consent given", False: "consent refused"}[value]
 
 
 def _show(args: argparse.Namespace) -> int:
@@ -181,12 +362,20 @@ def _show(args: argparse.Namespace) -> int:
         tz = ZoneInfo(patient.timezone)
         current = repository.current_treatment(patient)
         linked = f"yes (sender {_printable(patient.sender_id)})" if patient.sender_id else "no"
+        paused = (f"paused since {_when(patient.checkins_paused_at, tz)}"
+                  if patient.checkins_paused_at else "active")
+        unreachable = (f"since {_when(patient.unreachable_at, tz)} (blocked the bot)"
+                       if patient.unreachable_at else "no")
         lines = [
             f"Patient {patient.id}",
             f"  name:        {_printable(patient.name)}",
             f"  time zone:   {patient.timezone}",
             f"  source:      {patient.source}",
             f"  linked chat: {linked}",
+            f"  enrolment:   {enrolment.enrolment_status(patient, now, tz)}",
+            f"  check-ins:   {paused}",
+            f"  unreachable: {unreachable}",
+            f"  photos:      {_consent(patient.photo_consent)}",
             f"  added:       {_when(patient.created_at, tz)}",
             "  treatments:" + ("" if patient.treatments else " none"),
         ]

@@ -66,7 +66,10 @@ def _in(column: str, values: tuple) -> str:
 
 class Patient(Base):
     __tablename__ = "patients"
-    __table_args__ = (CheckConstraint(_in("source", SOURCES), name="source"),)
+    # AUTOINCREMENT: an erased patient's id is never given to someone else, so
+    # the erasure record keeps pointing at nobody.
+    __table_args__ = (CheckConstraint(_in("source", SOURCES), name="source"),
+                      {"sqlite_autoincrement": True})
 
     id = Column(Integer, primary_key=True)
     name = Column(String(NAME_MAX), nullable=False)

@@ -33,7 +33,9 @@ def _treatment_fk(table: str, nullable: bool) -> list:
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("patients") as batch:
+    # Rebuilt with AUTOINCREMENT so an erased patient's id is never reused.
+    with op.batch_alter_table("patients", recreate="always",
+                              table_kwargs={"sqlite_autoincrement": True}) as batch:
         batch.add_column(sa.Column("enrolled_at", sa.DateTime(), nullable=True))
         batch.add_column(sa.Column("checkins_paused_at", sa.DateTime(), nullable=True))
         batch.add_column(sa.Column("unreachable_at", sa.DateTime(), nullable=True))
