@@ -118,6 +118,10 @@ class CheckIn(_Strict):
 
     _time = validator("time", allow_reuse=True)(lambda cls, v: (_parse_hhmm(v), v)[1])
 
+    @property
+    def local_time(self) -> time:
+        return _parse_hhmm(self.time)
+
     @root_validator(skip_on_failure=True)
     def _one_anchor(cls, values: dict) -> dict:
         anchors = [k for k in ("day", "days_before_next_session", "days_after_last_session")
@@ -133,6 +137,17 @@ class QuietHours(_Strict):
     end: str
 
     _times = validator("start", "end", allow_reuse=True)(lambda cls, v: (_parse_hhmm(v), v)[1])
+
+    def contains(self, moment: time) -> bool:
+        """Whether a local wall-clock time falls in the quiet hours (start inclusive)."""
+        start, end = _parse_hhmm(self.start), _parse_hhmm(self.end)
+        if start <= end:
+            return start <= moment < end
+        return moment >= start or moment < end
+
+    @property
+    def end_time(self) -> time:
+        return _parse_hhmm(self.end)
 
 
 class Enrolment(_Strict):

@@ -5,6 +5,8 @@ start the product the same way. Output goes to log files under var/log/.
 """
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
 import signal
 import subprocess
@@ -22,6 +24,7 @@ from aftercare.settings import PROJECT_ROOT, Settings
 VENV_BIN = Path(sys.executable).parent
 MODEL_DIR = PROJECT_ROOT / "models"
 MODEL_NAME = "aftercare"
+PR_SET_PDEATHSIG = 1
 
 
 class ServiceError(RuntimeError):
@@ -83,12 +86,20 @@ def _port(url: str) -> str:
     return url.rsplit(":", 1)[1].split("/")[0]
 
 
+def _die_with_parent() -> None:
+    """In the child, before exec: ask Linux to send SIGTERM when the parent dies,
+    so a killed `aftercare run` leaves no Rasa server holding its port."""
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
 def _spawn(name: str, args: list[str], env: dict, health_url: str, log_dir: Path) -> Service:
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}.log"
     log = open(log_path, "ab")
     process = subprocess.Popen(args, cwd=PROJECT_ROOT, env=env, stdout=log,
-                               stderr=subprocess.STDOUT, start_new_session=True)
+                               stderr=subprocess.STDOUT, start_new_session=True,
+                               preexec_fn=_die_with_parent if sys.platform == "linux" else None)
     return Service(name=name, process=process, health_url=health_url, log_path=log_path)
 
 
@@ -142,7 +153,7 @@ def running_services(settings: Settings, log_dir: Path | None = None, timeout: f
                      include_rasa: bool = True) -> Iterator[list[Service]]:
     """The action server and (unless include_rasa is False) the Rasa server,
     healthy, stopped on exit."""
-    log_dir = log_dir or PROJECT_ROOT / "var" / "log"
+    log_dir = log_dir or settings.log_dir
     services = [start_action_server(settings, log_dir)]
     try:
         if include_rasa:

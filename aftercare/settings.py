@@ -33,6 +33,7 @@ class Settings:
     telegram_token: str | None
     telegram_base_url: str
     telegram_bot_username: str | None = None  # for t.me links; else asked with getMe
+    log_dir: Path = PROJECT_ROOT / "var" / "log"
     telegram_base_file_url: str = "https://api.telegram.org/file/bot"
     # Webhook mode (instead of long polling) when a public URL is set.
     telegram_webhook_url: str | None = None
@@ -57,6 +58,7 @@ def get_settings() -> Settings:
         telegram_token=env("TELEGRAM_TOKEN") or None,
         telegram_base_url=env("TELEGRAM_BASE_URL", "https://api.telegram.org/bot"),
         telegram_bot_username=env("TELEGRAM_BOT_USERNAME") or None,
+        log_dir=Path(env("AFTERCARE_LOG_DIR", var_dir / "log")),
         telegram_base_file_url=env("TELEGRAM_BASE_FILE_URL", "https://api.telegram.org/file/bot"),
         telegram_webhook_url=env("TELEGRAM_WEBHOOK_URL") or None,
         telegram_webhook_secret=env("TELEGRAM_WEBHOOK_SECRET") or None,

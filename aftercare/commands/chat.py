@@ -9,7 +9,7 @@ from aftercare.cli import CommandError
 from aftercare.protocol import ProtocolError, load_protocol
 from aftercare.rasa_client import RasaClient, RasaUnavailable
 from aftercare.services import ServiceError, running_services
-from aftercare.settings import get_settings
+from aftercare.settings import Settings, get_settings
 from aftercare.store import db, repository
 
 DEMO_SENDER = "demo-patient"
@@ -53,6 +53,8 @@ def _run(args: argparse.Namespace) -> int:
         load_protocol(settings.protocol_path)
     except ProtocolError as exc:
         raise CommandError(f"the clinic protocol has errors:\n{exc}") from None
+    if settings.telegram_token:
+        return _run_telegram(settings)
     hours = args.demo_hours if args.demo_hours is not None else settings.demo_hours_since_treatment
     if hours < 0:
         raise CommandError("--demo-hours must be 0 or more")
@@ -60,14 +62,35 @@ def _run(args: argparse.Namespace) -> int:
     print("Starting the action server and the Rasa server (logs in var/log/) ...")
     try:
         with running_services(settings):
-            if settings.telegram_token:
-                print("TELEGRAM_TOKEN is set, but the Telegram front end is not part of this "
-                      "version yet; opening the terminal chat instead.")
             print(f"Ready. You are the demo patient, treated {hours:g} hours ago. "
                   "Type a message; Ctrl-D or /quit to leave.")
             return chat_loop(RasaClient(settings.rasa_url), DEMO_SENDER)
     except ServiceError as exc:
         raise CommandError(str(exc)) from None
+
+
+def _run_telegram(settings: Settings) -> int:
+    """Rasa, the action server and the Telegram bot together; Ctrl-C stops all three."""
+    from bot.logs import configure_logging, without_tensorflow
+
+    without_tensorflow()
+    from bot.app import ConfigurationError, build_application, run
+
+    configure_logging(settings.log_dir / "bot.log")
+    print("TELEGRAM_TOKEN is set: starting the action server, the Rasa server and the "
+          f"Telegram bot (logs in {settings.log_dir}) ...")
+    try:
+        with running_services(settings) as services:
+            application = build_application(settings)
+            application.bot_data["services"] = services
+            run(application, settings)
+    except (ServiceError, ConfigurationError) as exc:
+        raise CommandError(str(exc)) from None
+    failed = application.bot_data.get("failed_service")
+    if failed:
+        raise CommandError(f"{failed} stopped; the bot was stopped too (see {settings.log_dir})")
+    print("Stopped.")
+    return 0
 
 
 def _chat(args: argparse.Namespace) -> int:

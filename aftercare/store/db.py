@@ -39,12 +39,15 @@ def _on_sqlite_connect(dbapi_connection, connection_record) -> None:
     cursor.close()
 
 
-def make_engine(url: str) -> Engine:
-    """An engine for url; for SQLite: parent folder created, foreign keys on, busy timeout."""
+def make_engine(url: str, future: bool = True) -> Engine:
+    """An engine for url; for SQLite: parent folder created, foreign keys on, busy timeout.
+
+    future=False gives the 1.x-style engine APScheduler 3's job store still needs.
+    """
     path = _sqlite_file(url)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, future=True)
+    engine = create_engine(url, future=future)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _on_sqlite_connect)
     return engine

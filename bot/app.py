@@ -1,0 +1,151 @@
+"""Build and run the Telegram application.
+
+    application = build_application(settings)
+    run(application, settings)     # long polling, or a webhook if configured
+
+post_init starts the check-in service once the bot is connected; post_stop
+stops it before the application shuts down, so Ctrl-C ends cleanly.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from contextlib import asynccontextmanager
+from typing import AsyncIterator, Optional
+
+from telegram import BotCommand, Update
+from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
+
+from aftercare.settings import Settings
+from aftercare.store import db
+from bot.checkin_service import CheckinService
+from bot.context import BotContext, Clock, utc_now
+from bot.handlers import add_handlers
+from bot.rasa import RasaClient
+
+logger = logging.getLogger(__name__)
+
+# Overall pace Telegram allows a bot, spread evenly (no bursts to be refused).
+MESSAGES_PER_SECOND = 30
+COMMANDS = [
+    BotCommand("help", "What I can do and how to reach the clinic"),
+    BotCommand("stop", "Pause check-in messages"),
+    BotCommand("resume", "Start check-in messages again"),
+    BotCommand("forget", "Delete your data and our conversation"),
+]
+
+
+class ConfigurationError(RuntimeError):
+    """The bot cannot start with this configuration; the message says why."""
+
+
+def build_application(settings: Settings, *, clock: Clock = utc_now,
+                      checkin_rate: float = 28, concurrent_updates: int = 64) -> Application:
+    if not settings.telegram_token:
+        raise ConfigurationError("TELEGRAM_TOKEN is not set")
+    db.migrate(settings.database_url)
+    application = (
+        ApplicationBuilder()
+        .token(settings.telegram_token)
+        .base_url(settings.telegram_base_url)
+        .base_file_url(settings.telegram_base_file_url)
+        .rate_limiter(AIORateLimiter(overall_max_rate=1,
+                                     overall_time_period=1 / MESSAGES_PER_SECOND,
+                                     max_retries=3))
+        .concurrent_updates(concurrent_updates)
+        .post_init(_post_init)
+        .post_stop(_post_stop)
+        .post_shutdown(_post_shutdown)
+        .build()
+    )
+    ctx = BotContext(settings=settings, rasa=RasaClient(settings.rasa_url), clock=clock)
+    application.bot_data["ctx"] = ctx
+    application.bot_data["checkin_rate"] = checkin_rate
+    add_handlers(application)
+    return application
+
+
+async def _post_init(application: Application) -> None:
+    ctx: BotContext = application.bot_data["ctx"]
+    _ = ctx.net  # load the safety net now, not on the first message that needs it
+    try:
+        await application.bot.set_my_commands(COMMANDS)
+    except Exception as exc:  # a nicety; the bot works without the menu
+        logger.warning("could not set the command menu: %s", type(exc).__name__)
+    service = CheckinService(ctx, application.bot, rate_per_second=application.bot_data[
+        "checkin_rate"])
+    application.bot_data["checkins"] = service
+    await service.start()
+    services = application.bot_data.get("services")
+    if services:
+        application.bot_data["watchdog"] = asyncio.create_task(
+            _watch(application, services), name="service-watchdog")
+    logger.info("bot @%s ready", application.bot.username)
+
+
+async def _watch(application: Application, services: list) -> None:
+    """If Rasa or the action server dies, stop everything, loudly: a supervisor
+    (or the person at the terminal) restarts the product, nothing is hidden."""
+    while True:
+        for service in services:
+            if service.process.poll() is not None:
+                logger.error("%s stopped (exit status %s); see %s. Stopping the bot.",
+                             service.name, service.process.returncode, service.log_path)
+                application.bot_data["failed_service"] = service.name
+                application.stop_running()
+                return
+        await asyncio.sleep(1)
+
+
+async def _post_stop(application: Application) -> None:
+    watchdog: Optional[asyncio.Task] = application.bot_data.pop("watchdog", None)
+    if watchdog is not None:
+        watchdog.cancel()
+    service: Optional[CheckinService] = application.bot_data.get("checkins")
+    if service is not None:
+        await service.stop()
+
+
+async def _post_shutdown(application: Application) -> None:
+    await application.bot_data["ctx"].rasa.close()
+
+
+@asynccontextmanager
+async def running(application: Application, *, poll_timeout: int = 10,
+                  webhook: Optional[dict] = None) -> AsyncIterator[Application]:
+    """The same start and stop sequence as run_polling/run_webhook, inside an
+    event loop the caller owns (tests and benchmarks)."""
+    await application.initialize()
+    try:
+        await _post_init(application)
+        if webhook is not None:
+            await application.updater.start_webhook(**webhook)
+        else:
+            await application.updater.start_polling(poll_interval=0, timeout=poll_timeout,
+                                                    allowed_updates=Update.ALL_TYPES)
+        await application.start()
+        try:
+            yield application
+        finally:
+            await application.updater.stop()
+            await application.stop()
+            await _post_stop(application)
+    finally:
+        await application.shutdown()
+        await _post_shutdown(application)
+
+
+def run(application: Application, settings: Settings) -> None:
+    """Serve until Ctrl-C or SIGTERM: long polling, or a webhook when
+    TELEGRAM_WEBHOOK_URL is set (Telegram's secret_token header checked)."""
+    if settings.telegram_webhook_url:
+        if not settings.telegram_webhook_secret:
+            raise ConfigurationError("webhook mode needs TELEGRAM_WEBHOOK_SECRET (Telegram sends "
+                                     "it with every update; others are refused)")
+        application.run_webhook(
+            listen=settings.telegram_webhook_listen, port=settings.telegram_webhook_port,
+            url_path="telegram", webhook_url=settings.telegram_webhook_url,
+            secret_token=settings.telegram_webhook_secret,
+            allowed_updates=Update.ALL_TYPES)
+    else:
+        application.run_polling(allowed_updates=Update.ALL_TYPES)

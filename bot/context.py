@@ -1,0 +1,113 @@
+"""What the bot's handlers and check-in workers share: settings, the protocol,
+the database, the Rasa client, the safety net and a clock."""
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import defaultdict, deque
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Callable, Optional, TypeVar
+
+from sqlalchemy.orm import Session
+
+from aftercare.protocol import Protocol, current_protocol
+from aftercare.safety import RedFlagNet
+from aftercare.settings import Settings
+from aftercare.store import db
+from bot.rasa import RasaClient
+from bot.responses import BotText, render
+
+T = TypeVar("T")
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def sender_for_chat(chat_id: int) -> str:
+    """The conversation id of a Telegram chat, in Rasa and in the patient store."""
+    return f"tg-{chat_id}"
+
+
+def chat_for_sender(sender_id: str) -> Optional[int]:
+    if not sender_id.startswith("tg-"):
+        return None
+    try:
+        return int(sender_id[3:])
+    except ValueError:
+        return None
+
+
+class FloodGuard:
+    """At most `limit` messages per chat in `window` seconds go to the assistant;
+    the rest are kept for the clinic (and still checked for red flags)."""
+
+    def __init__(self, limit: int = 8, window: float = 20.0) -> None:
+        self.limit = limit
+        self.window = window
+        self._seen: dict[int, deque[float]] = defaultdict(deque)
+        self._warned: dict[int, float] = {}
+
+    def allow(self, chat_id: int, now: Optional[float] = None) -> bool:
+        now = time.monotonic() if now is None else now
+        seen = self._seen[chat_id]
+        while seen and now - seen[0] > self.window:
+            seen.popleft()
+        seen.append(now)
+        return len(seen) <= self.limit
+
+    def should_warn(self, chat_id: int, now: Optional[float] = None) -> bool:
+        """Once per window, so the notice itself does not flood the chat."""
+        now = time.monotonic() if now is None else now
+        if now - self._warned.get(chat_id, -1e9) < self.window:
+            return False
+        self._warned[chat_id] = now
+        return True
+
+
+@dataclass
+class BotContext:
+    settings: Settings
+    rasa: RasaClient
+    clock: Clock = utc_now
+    flood: FloodGuard = field(default_factory=FloodGuard)
+    _locks: dict[int, asyncio.Lock] = field(default_factory=lambda: defaultdict(asyncio.Lock))
+    _net: Optional[tuple[int, RedFlagNet]] = None
+
+    @property
+    def protocol(self) -> Protocol:
+        return current_protocol(self.settings.protocol_path)
+
+    @property
+    def net(self) -> RedFlagNet:
+        protocol = self.protocol
+        if self._net is None or self._net[0] != id(protocol):
+            self._net = (id(protocol), RedFlagNet.from_file(
+                self.settings.red_flag_patterns_path, protocol))
+        return self._net[1]
+
+    def now(self) -> datetime:
+        return self.clock()
+
+    def chat_lock(self, chat_id: int) -> asyncio.Lock:
+        """Messages of one chat are handled one at a time, in order."""
+        return self._locks[chat_id]
+
+    def clinic_values(self) -> dict[str, object]:
+        clinic = self.protocol.clinic
+        return {"clinic_name": clinic.name, "clinic_phone": clinic.phone,
+                "emergency_number": clinic.emergency_number, "booking": clinic.booking,
+                "link_expiry_days": self.protocol.enrolment.link_expiry_days}
+
+    def text(self, name: str, **values: object) -> BotText:
+        return render(name, {**self.clinic_values(), **values})
+
+    async def db(self, work: Callable[[Session], T]) -> T:
+        """Run work(session) in a worker thread and commit: a busy or slow
+        database must not stall every other chat."""
+        def run() -> T:
+            with db.session_scope(self.settings.database_url) as session:
+                return work(session)
+        return await asyncio.to_thread(run)

@@ -1,0 +1,86 @@
+"""Texts the bot sends on its own (enrolment, commands, fallbacks), kept as
+responses in domain.yml so content authors edit every patient-facing text in
+one place. Placeholders such as {clinic_phone} are filled from the protocol.
+"""
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Mapping
+
+import yaml
+
+from aftercare.settings import PROJECT_ROOT
+
+DOMAIN_PATH = PROJECT_ROOT / "domain.yml"
+
+# Every response the bot sends by name; `aftercare validate` checks they exist.
+BOT_RESPONSES = frozenset({
+    "utter_telegram_consent",          # after /start <code>: consent and privacy note
+    "utter_telegram_no_code",          # /start without a code: ask the clinic for a link
+    "utter_telegram_code_unknown",     # unknown or malformed code
+    "utter_telegram_code_used",
+    "utter_telegram_code_expired",     # expired, or replaced by a newer link
+    "utter_telegram_chat_taken",       # this chat already belongs to another patient
+    "utter_telegram_help",
+    "utter_telegram_stop_done",        # check-ins paused
+    "utter_telegram_resume_done",
+    "utter_telegram_not_enrolled",     # /stop, /resume or /forget from a chat with no patient
+    "utter_telegram_forget_confirm",   # buttons: bot:forget_yes / bot:forget_no
+    "utter_telegram_forget_done",
+    "utter_telegram_forget_cancelled",
+    "utter_telegram_text_only",        # stickers, voice, video notes
+    "utter_telegram_photo_consent",    # buttons: bot:photo_keep / bot:photo_discard
+    "utter_telegram_photo_kept",
+    "utter_telegram_photo_discarded",
+    "utter_telegram_photo_not_enrolled",
+    "utter_telegram_photo_too_large",
+    "utter_telegram_trouble",          # Rasa or the action server did not answer
+    "utter_telegram_flood",            # too many messages at once: kept for the team
+    "utter_telegram_unknown_command",
+    "utter_telegram_button_expired",
+})
+
+
+@dataclass(frozen=True)
+class Button:
+    title: str
+    payload: str
+
+
+@dataclass(frozen=True)
+class BotText:
+    text: str
+    buttons: tuple[Button, ...] = ()
+
+
+class _Defaulting(dict):
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+@lru_cache(maxsize=4)
+def _responses(path: Path, mtime: float) -> dict:
+    with path.open(encoding="utf-8") as handle:
+        return yaml.safe_load(handle).get("responses", {})
+
+
+def render(name: str, values: Mapping[str, object], path: Path = DOMAIN_PATH) -> BotText:
+    """The first variation of response `name`, its placeholders filled from values."""
+    responses = _responses(path, path.stat().st_mtime)
+    if name not in responses:
+        raise KeyError(f"domain.yml has no response {name!r}")
+    variation = responses[name][0]
+    fill = _Defaulting({k: str(v) for k, v in values.items()})
+    text = string.Formatter().vformat(variation.get("text", ""), (), fill)
+    buttons = tuple(Button(b["title"], b["payload"]) for b in variation.get("buttons", []))
+    return BotText(text=text, buttons=buttons)
+
+
+def button_payloads(path: Path = DOMAIN_PATH) -> frozenset[str]:
+    """Every button payload in domain.yml: the only callback data the bot accepts."""
+    responses = _responses(path, path.stat().st_mtime)
+    return frozenset(str(button["payload"]) for variations in responses.values()
+                     for variation in variations for button in variation.get("buttons", []))

@@ -1,0 +1,45 @@
+"""The red-flag net in the bot itself, for messages the assistant cannot
+answer (Rasa down, or a chat sending too fast): a red flag still gets its
+safety message and an escalation record."""
+from __future__ import annotations
+
+import logging
+from typing import Optional
+from zoneinfo import ZoneInfo
+
+from aftercare.recovery import recovery_day
+from aftercare.safety import triage
+from aftercare.store import repository
+from bot.context import BotContext
+from bot.responses import BotText
+
+logger = logging.getLogger(__name__)
+
+
+async def check_without_assistant(ctx: BotContext, sender_id: str,
+                                  text: str) -> Optional[BotText]:
+    """The safety message for a red flag in text (escalation recorded), or None."""
+    now = ctx.now()
+
+    def patient_and_day(session) -> tuple[Optional[int], Optional[int]]:
+        patient = repository.find_patient_by_sender(session, sender_id)
+        treatment = repository.current_treatment(patient) if patient else None
+        if treatment is None:
+            return (patient.id if patient else None), None
+        return patient.id, recovery_day(treatment.treated_at, ZoneInfo(patient.timezone), now)
+
+    patient_id, day = await ctx.db(patient_and_day)
+    result = triage(text, None, 0.0, day, ctx.net, ctx.protocol)
+    if result.level is None:
+        return None
+
+    def record(session) -> int:
+        return repository.record_escalation(
+            session, patient_id=patient_id, sender_id=sender_id, message=text,
+            level=result.level, reason="; ".join(result.reasons) + " (found by the bot's net "
+            "while the assistant was unavailable)", day=day).id
+
+    escalation_id = await ctx.db(record)
+    logger.info("escalation %s recorded by the bot's net: level=%s", escalation_id, result.level)
+    reason = ", ".join(dict.fromkeys(result.reasons)) or "what you describe"
+    return ctx.text(f"utter_red_flag_{result.level}", reason=reason)

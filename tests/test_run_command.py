@@ -1,0 +1,100 @@
+"""`aftercare run` with a Telegram token: Rasa, the action server and the bot
+start together, Ctrl-C stops all three, and a dead service is never restarted
+silently. Runs the real command in a subprocess against the fake Telegram server."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from aftercare.services import MODEL_DIR
+from aftercare.settings import PROJECT_ROOT
+from support.fake_telegram import FakeTelegramServer
+
+pytestmark = pytest.mark.skipif(not (MODEL_DIR / "aftercare.tar.gz").exists(),
+                                reason="no trained model: run `make model` first")
+TOKEN = "424242:RUN-test"
+SECRET_WORDS = "zebra-striped rash"   # patient text that must never reach a log
+RASA_PORT, ACTIONS_PORT = 5505, 5555
+
+
+def _port_open(port: int) -> bool:
+    import socket
+
+    with socket.socket() as probe:
+        probe.settimeout(0.2)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _start(tmp_path: Path, telegram: FakeTelegramServer) -> subprocess.Popen:
+    env = {**os.environ,
+           "TELEGRAM_TOKEN": TOKEN,
+           "TELEGRAM_BASE_URL": telegram.base_url,
+           "TELEGRAM_BASE_FILE_URL": telegram.base_file_url,
+           "AFTERCARE_DATABASE_URL": f"sqlite:///{tmp_path / 'aftercare.db'}",
+           "RASA_URL": f"http://127.0.0.1:{RASA_PORT}",
+           "ACTION_SERVER_URL": f"http://127.0.0.1:{ACTIONS_PORT}/webhook",
+           "AFTERCARE_LOG_DIR": str(tmp_path / "log")}
+    return subprocess.Popen([str(Path(sys.executable).parent / "aftercare"), "run"], cwd=PROJECT_ROOT,
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+
+
+def _wait_for_polling(process: subprocess.Popen, telegram: FakeTelegramServer) -> None:
+    deadline = time.monotonic() + 300
+    while not telegram.calls_to("getUpdates"):
+        if process.poll() is not None:
+            raise AssertionError(process.stdout.read().decode())
+        assert time.monotonic() < deadline, "the bot never started polling"
+        time.sleep(0.2)
+
+
+def _logs(tmp_path: Path, output: str) -> str:
+    files = [p.read_text(errors="replace") for p in (tmp_path / "log").glob("*.log")]
+    return output + "".join(files)
+
+
+def test_ctrl_c_stops_the_bot_rasa_and_the_action_server(tmp_path):
+    with FakeTelegramServer(token=TOKEN) as telegram:
+        process = _start(tmp_path, telegram)
+        try:
+            _wait_for_polling(process, telegram)
+            assert _port_open(RASA_PORT) and _port_open(ACTIONS_PORT)
+            telegram.push_message(1001, f"my cheek has a {SECRET_WORDS}, is that normal?")
+            (reply,) = telegram.wait_for_messages(1001, 1, timeout=30)
+            assert reply.text
+            os.killpg(process.pid, signal.SIGINT)
+            output, _ = process.communicate(timeout=60)
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+    output = output.decode()
+    assert process.returncode == 0, output
+    assert not _port_open(RASA_PORT) and not _port_open(ACTIONS_PORT)
+    logs = _logs(tmp_path, output)
+    assert SECRET_WORDS not in logs and TOKEN not in logs
+
+
+def test_a_dead_service_stops_everything_loudly(tmp_path):
+    with FakeTelegramServer(token=TOKEN) as telegram:
+        process = _start(tmp_path, telegram)
+        try:
+            _wait_for_polling(process, telegram)
+            pids = subprocess.run(["pgrep", "-f", f"actions.actions --port {ACTIONS_PORT}"],
+                                  capture_output=True, text=True).stdout.split()
+            assert pids
+            for pid in pids:
+                os.kill(int(pid), signal.SIGKILL)
+            output, _ = process.communicate(timeout=60)
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+    output = output.decode()
+    assert process.returncode == 2, output
+    assert "action-server stopped" in output
+    assert not _port_open(RASA_PORT)
