@@ -7,6 +7,7 @@ import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Callable, Optional, TypeVar
 
 from sqlalchemy.orm import Session
@@ -38,6 +39,19 @@ def chat_for_sender(sender_id: str) -> Optional[int]:
         return int(sender_id[3:])
     except ValueError:
         return None
+
+
+_nets: dict[tuple, RedFlagNet] = {}
+
+
+def _net_for(path: Path, protocol: Protocol) -> RedFlagNet:
+    """One net per patterns file version and protocol in the process (building
+    one takes seconds); rebuilt when either changes."""
+    key = (str(path), path.stat().st_mtime, id(protocol))
+    if key not in _nets:
+        _nets.clear()
+        _nets[key] = RedFlagNet.from_file(path, protocol)
+    return _nets[key]
 
 
 class FloodGuard:
@@ -74,7 +88,6 @@ class BotContext:
     clock: Clock = utc_now
     flood: FloodGuard = field(default_factory=FloodGuard)
     _locks: dict[int, asyncio.Lock] = field(default_factory=lambda: defaultdict(asyncio.Lock))
-    _net: Optional[tuple[int, RedFlagNet]] = None
 
     @property
     def protocol(self) -> Protocol:
@@ -82,11 +95,7 @@ class BotContext:
 
     @property
     def net(self) -> RedFlagNet:
-        protocol = self.protocol
-        if self._net is None or self._net[0] != id(protocol):
-            self._net = (id(protocol), RedFlagNet.from_file(
-                self.settings.red_flag_patterns_path, protocol))
-        return self._net[1]
+        return _net_for(self.settings.red_flag_patterns_path, self.protocol)
 
     def now(self) -> datetime:
         return self.clock()
