@@ -6,6 +6,8 @@ from __future__ import annotations
 import logging
 import os
 from abc import ABCMeta, abstractmethod
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import Any, Optional
 
 from rasa_sdk import Action, Tracker
@@ -13,17 +15,32 @@ from rasa_sdk.events import ActionExecuted, EventType, SessionStarted, SlotSet
 from rasa_sdk.executor import CollectingDispatcher
 
 from actions.answers import (
-    ANSWERERS, Reply, SYMPTOM_INTENTS, answer, clinic_values, needs_day, opening_note,
+    ANSWERERS, RED_FLAG_TOPIC_INTENTS, REMINDER_CHECKIN, Reply, SYMPTOM_INTENTS, answer,
+    answer_checkin, answer_enrolled, answer_feeling_fine, clinic_values, needs_day,
+    opening_note,
 )
 from actions.context import AssistantContext, PatientView, default_context
 from aftercare.dates import DateParseError, parse_treatment_time
 from aftercare.recovery import recovery_day
-from aftercare.safety.triage import triage
+from aftercare.safety.triage import LEVEL_ORDER, max_level, triage
 from aftercare.store import repository
 
 logger = logging.getLogger(__name__)
 
 SELF_REPORTED_NAME = "Self-reported patient"
+CLINIC_SLOTS = ("clinic_name", "clinic_phone", "emergency_number")
+# Intents the bot triggers through trigger_intent; they carry no patient text.
+EXTERNAL_PREFIX = "EXTERNAL_"
+EXTERNAL_TEXT_PREFIX = "EXTERNAL: "  # the text Rasa gives a triggered intent
+CHECKIN_INTENT = "EXTERNAL_checkin"
+# A message counts as the answer to a check-in asked at most this long ago.
+CHECKIN_ANSWER_WINDOW = timedelta(hours=12)
+CLOCK_TOLERANCE = timedelta(minutes=5)  # Rasa's and the action server's clocks
+# "Same as yesterday" repeats the latest report if it is at most this many days old.
+NO_CHANGE_LOOKBACK_DAYS = 3
+# Every intent whose message is recorded as a symptom report (besides "fine").
+REPORTED_SYMPTOM_INTENTS = frozenset(SYMPTOM_INTENTS) | frozenset(RED_FLAG_TOPIC_INTENTS)
+FINE = "fine"
 
 
 def _send(dispatcher: CollectingDispatcher, replies: list[Reply]) -> None:
@@ -57,9 +74,15 @@ class ActionSessionStart(ContextAction):
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: dict[str, Any]) -> list[EventType]:
         events: list[EventType] = [SessionStarted()]
+        # A custom session start must carry the slots over itself (domain.yml's
+        # session_config asks for it): an open check-in and a pending question
+        # survive a pause of more than an hour.
+        if (domain.get("session_config") or {}).get("carry_over_slots_to_new_session", True):
+            events += [SlotSet(slot, value) for slot, value in (tracker.slots or {}).items()
+                       if value is not None and slot not in CLINIC_SLOTS
+                       and slot != "session_started_metadata"]
         values = clinic_values(self.context().protocol)
-        events += [SlotSet(slot, values[slot])
-                   for slot in ("clinic_name", "clinic_phone", "emergency_number")]
+        events += [SlotSet(slot, values[slot]) for slot in CLINIC_SLOTS]
         events.append(ActionExecuted("action_listen"))
         return events
 
@@ -73,9 +96,11 @@ class ActionSafetyCheck(ContextAction):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: dict[str, Any]) -> list[EventType]:
-        ctx = self.context()
-        text = tracker.latest_message.get("text") or ""
         intent, confidence = _latest_intent(tracker)
+        text = tracker.latest_message.get("text") or ""
+        if intent.startswith(EXTERNAL_PREFIX) and text == f"{EXTERNAL_TEXT_PREFIX}{intent}":
+            return [SlotSet("red_flag_level", None)]  # sent by the bot: no patient words
+        ctx = self.context()
         patient = ctx.patient(tracker.sender_id)
         return check_and_escalate(ctx, dispatcher, tracker.sender_id, patient, text, intent,
                                   confidence)
@@ -117,14 +142,30 @@ class AnswerAction(ContextAction):
             if intent in SYMPTOM_INTENTS or intent == "ask_is_normal":
                 _send(dispatcher, answer(ctx, None, intent, text))
             dispatcher.utter_message(response="utter_ask_treatment_date")
-            return [SlotSet("pending_intent", intent)]
-        _send(dispatcher, answer(ctx, patient, intent, text))
+            events: list[EventType] = [SlotSet("pending_intent", intent)]
+        else:
+            _send(dispatcher, answer(ctx, patient, intent, text))
+            events = []
+        return events + self.after_answer(ctx, tracker, patient, intent, text)
+
+    def after_answer(self, ctx: AssistantContext, tracker: Tracker,
+                     patient: Optional[PatientView], intent: str, text: str) -> list[EventType]:
         return []
 
 
 class ActionAnswerSymptom(AnswerAction):
+    """The day-aware symptom answer; the message is recorded as the day's symptom
+    report (answering the open check-in, if any)."""
+
     def name(self) -> str:
         return "action_answer_symptom"
+
+    def after_answer(self, ctx: AssistantContext, tracker: Tracker,
+                     patient: Optional[PatientView], intent: str, text: str) -> list[EventType]:
+        if intent not in REPORTED_SYMPTOM_INTENTS:
+            return []
+        return record_report(ctx, tracker, patient, [intent], text,
+                             tracker.get_slot("red_flag_level"))
 
 
 class ActionAnswerWhenAllowed(AnswerAction):
@@ -173,6 +214,223 @@ class ActionRequestHuman(ContextAction):
         return []
 
 
+# --- Check-ins and their answers ---------------------------------------------
+
+@dataclass(frozen=True)
+class OpenCheckin:
+    """The check-in the patient's latest message may answer."""
+    checkin_id: str
+    asked_at: datetime
+    replies_before: int  # patient messages between the check-in and the latest one
+
+
+def open_checkin(tracker: Tracker, now: datetime) -> Optional[OpenCheckin]:
+    """The check-in named by the `checkin` slot, if it was asked at most
+    CHECKIN_ANSWER_WINDOW ago (the time of its EXTERNAL_checkin event)."""
+    checkin_id = tracker.get_slot("checkin")
+    if not checkin_id:
+        return None
+    user_events = [e for e in tracker.events if e.get("event") == "user"]
+    for index in range(len(user_events) - 1, -1, -1):
+        event = user_events[index]
+        if ((event.get("parse_data") or {}).get("intent") or {}).get("name") != CHECKIN_INTENT:
+            continue
+        if _entity(event.get("parse_data") or {}, "checkin") not in (None, checkin_id):
+            return None  # the slot is left from an earlier check-in
+        asked_at = datetime.fromtimestamp(float(event.get("timestamp") or 0), timezone.utc)
+        if not -CLOCK_TOLERANCE <= now - asked_at <= CHECKIN_ANSWER_WINDOW:
+            return None
+        later = len(user_events) - index - 1  # the latest message is among them
+        return OpenCheckin(str(checkin_id), asked_at, max(later - 1, 0))
+    return None
+
+
+def _entity(parse_data: dict, name: str) -> Any:
+    for entity in parse_data.get("entities") or []:
+        if entity.get("entity") == name:
+            return entity.get("value")
+    return None
+
+
+def _day_entity(tracker: Tracker) -> Optional[int]:
+    value = _entity(tracker.latest_message or {}, "day")
+    try:
+        return int(value) if value is not None and not isinstance(value, bool) else None
+    except (TypeError, ValueError):
+        return None
+
+
+def record_report(ctx: AssistantContext, tracker: Tracker, patient: Optional[PatientView],
+                  symptoms: list[str], text: str, level: Optional[str]) -> list[EventType]:
+    """Record the message as the day's symptom report(s), one row per symptom (an
+    intent name or "fine"), with the check-in it answers; the check-in is closed.
+    A patient the store does not know is not recorded."""
+    events: list[EventType] = [SlotSet("checkin", None)] if tracker.get_slot("checkin") else []
+    if patient is None:
+        return events
+    now = ctx.now()
+    answered = open_checkin(tracker, now)
+    with ctx.session() as session:
+        for symptom in symptoms:
+            repository.record_symptom_report(
+                session, patient_id=patient.id, treatment_id=patient.treatment_id,
+                day=patient.day, checkin_id=answered.checkin_id if answered else None,
+                symptom=symptom, level=level if LEVEL_ORDER.get(level) else None, text=text,
+                created_at=now)
+    return events
+
+
+class ActionSendCheckin(ContextAction):
+    """EXTERNAL_checkin (from the bot's scheduler): the check-in question for that
+    point of the recovery, utter_checkin_<id>, with quick-answer buttons. The
+    `checkin` slot (filled from the entity) marks it as open for answers."""
+
+    def name(self) -> str:
+        return "action_send_checkin"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: dict[str, Any]) -> list[EventType]:
+        ctx = self.context()
+        checkin_id = _entity(tracker.latest_message or {}, "checkin")
+        checkin_id = str(checkin_id) if checkin_id else None
+        _send(dispatcher, answer_checkin(ctx, ctx.patient(tracker.sender_id), checkin_id,
+                                         _day_entity(tracker)))
+        return [SlotSet("checkin", checkin_id)]
+
+
+class ActionWelcomeEnrolled(ContextAction):
+    """EXTERNAL_enrolled (the bot linked the chat to a patient): the first message
+    of the recovery, for the patient's day."""
+
+    def name(self) -> str:
+        return "action_welcome_enrolled"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: dict[str, Any]) -> list[EventType]:
+        ctx = self.context()
+        _send(dispatcher, answer_enrolled(ctx, ctx.patient(tracker.sender_id)))
+        return [SlotSet("checkin", None), SlotSet("pending_intent", None)]
+
+
+class ActionAnswerFeelingFine(ContextAction):
+    """"All good": recorded as a "fine" report; a short, warm acknowledgement
+    (none after a red-flag message: its safety message stands alone)."""
+
+    def name(self) -> str:
+        return "action_answer_feeling_fine"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: dict[str, Any]) -> list[EventType]:
+        ctx = self.context()
+        patient = ctx.patient(tracker.sender_id)
+        level = tracker.get_slot("red_flag_level")
+        answered = open_checkin(tracker, ctx.now())
+        events = record_report(ctx, tracker, patient, [FINE],
+                               tracker.latest_message.get("text") or "", level)
+        if level is None:
+            _send(dispatcher, answer_feeling_fine(
+                ctx, patient, answered.checkin_id if answered else None))
+        return events
+
+
+class ActionAnswerNoChange(ContextAction):
+    """"Same as yesterday": the patient's latest report (at most a few days old) is
+    recorded again for today and answered as if they had said it again, safety
+    check included; with nothing to compare, the assistant asks how they are."""
+
+    def name(self) -> str:
+        return "action_answer_no_change"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: dict[str, Any]) -> list[EventType]:
+        ctx = self.context()
+        patient = ctx.patient(tracker.sender_id)
+        text = tracker.latest_message.get("text") or ""
+        previous = _latest_reported_symptoms(ctx, patient)
+        if not previous:
+            _send(dispatcher, [Reply("utter_checkin_clarify", clinic_values(ctx.protocol))])
+            return []
+        answered = open_checkin(tracker, ctx.now())
+        level = tracker.get_slot("red_flag_level")
+        events: list[EventType] = []
+        symptoms = [s for s in previous if s != FINE]
+        if not symptoms:
+            events += record_report(ctx, tracker, patient, [FINE], text, level)
+            if level is None:
+                _send(dispatcher, answer_feeling_fine(
+                    ctx, patient, answered.checkin_id if answered else None))
+            return events
+        # The same safety rules as if the patient had named each symptom again (e.g.
+        # redness still there after day 7 is followed up); safety messages first.
+        for symptom in symptoms:
+            again = triage(text, symptom, 1.0, patient.day, ctx.net, ctx.protocol)
+            if LEVEL_ORDER[again.level] > LEVEL_ORDER.get(level, 0):
+                safety = check_and_escalate(ctx, dispatcher, tracker.sender_id, patient, text,
+                                            symptom, 1.0)
+                level = max_level(level, _slot_value(safety, "red_flag_level"))
+        dispatcher.utter_message(response="utter_no_change_noted",
+                                 **clinic_values(ctx.protocol))
+        for symptom in symptoms:
+            _send(dispatcher, answer(ctx, patient, symptom, text))
+        events += record_report(ctx, tracker, patient, symptoms, text, level)
+        return events + [SlotSet("red_flag_level", level)]
+
+
+def _latest_reported_symptoms(ctx: AssistantContext,
+                              patient: Optional[PatientView]) -> list[str]:
+    """The symptoms of the patient's latest day with reports (this treatment)."""
+    if patient is None:
+        return []
+    with ctx.session() as session:
+        reports = [r for r in repository.list_symptom_reports(session, patient.id)
+                   if r.treatment_id == patient.treatment_id and r.day is not None]
+        if not reports:
+            return []
+        latest_day = reports[-1].day
+        if patient.day - latest_day > NO_CHANGE_LOOKBACK_DAYS:
+            return []
+        symptoms = [r.symptom for r in reports if r.day == latest_day]
+    return [s for s in dict.fromkeys(symptoms) if s == FINE or s in ANSWERERS]
+
+
+def _slot_value(events: list[EventType], slot: str) -> Any:
+    for event in reversed(events):
+        if event.get("event") == "slot" and event.get("name") == slot:
+            return event.get("value")
+    return None
+
+
+class ActionAcknowledge(ContextAction):
+    """"Yes", "no", "ok": after the reminder of the next session, yes confirms and
+    no gets the clinic's number to rearrange. Right after a question about the
+    skin a bare yes or no does not say how the skin is, so the first one is asked
+    again with the buttons and nothing is recorded; otherwise (and the second
+    time) a plain acknowledgement."""
+
+    def name(self) -> str:
+        return "action_acknowledge"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: dict[str, Any]) -> list[EventType]:
+        ctx = self.context()
+        values = clinic_values(ctx.protocol)
+        intent, _ = _latest_intent(tracker)
+        checkin = open_checkin(tracker, ctx.now())
+        if checkin is None:
+            dispatcher.utter_message(response="utter_acknowledge", **values)
+            return [SlotSet("checkin", None)] if tracker.get_slot("checkin") else []
+        if checkin.checkin_id == REMINDER_CHECKIN:
+            response = ("utter_checkin_reminder_reschedule" if intent == "deny"
+                        else "utter_checkin_reminder_confirmed")
+            dispatcher.utter_message(response=response, **values)
+            return [SlotSet("checkin", None)]
+        if checkin.replies_before == 0:
+            dispatcher.utter_message(response="utter_checkin_clarify", **values)
+            return []
+        dispatcher.utter_message(response="utter_acknowledge", **values)
+        return [SlotSet("checkin", None)]
+
+
 class ActionSetTreatmentDate(ContextAction):
     """The patient tells us when the treatment was: remember it, then answer the
     question they asked before (if any) for their day of recovery."""
@@ -211,9 +469,13 @@ class ActionSetTreatmentDate(ContextAction):
         if pending in ANSWERERS:
             patient_view = ctx.patient(tracker.sender_id)
             pending_text = _text_of_latest(tracker, pending)
-            events += check_and_escalate(ctx, dispatcher, tracker.sender_id, patient_view,
-                                         pending_text, pending, 1.0)
+            safety = check_and_escalate(ctx, dispatcher, tracker.sender_id, patient_view,
+                                        pending_text, pending, 1.0)
+            events += safety
             _send(dispatcher, answer(ctx, patient_view, pending, pending_text))
+            if pending in REPORTED_SYMPTOM_INTENTS:
+                events += record_report(ctx, tracker, patient_view, [pending], pending_text,
+                                        _slot_value(safety, "red_flag_level"))
         return events
 
 

@@ -7,7 +7,7 @@ lets the terminal chat, the evaluation and the tests share it.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Callable, Optional
 
 from actions.context import AssistantContext, PatientView
@@ -16,6 +16,23 @@ from aftercare.protocol import Protocol
 from aftercare.safety.triage import SYMPTOM_INTENTS  # intent -> protocol symptom
 from aftercare.recovery import (
     Phase, describe_day, describe_moment, local_date_of_day, symptom_phase, waiting_status,
+)
+
+# A check-in id the assistant has no text of its own for gets this one.
+GENERIC_CHECKIN = "generic"
+# Check-ins about the course rather than the skin: a yes or no answers them.
+REMINDER_CHECKIN = "next_session_reminder"
+RESULTS_CHECKIN = "results"
+# What a newly treated patient still has to wait for, and the protocol topics
+# behind each line (when several, the longest wait counts).
+WAITS = (
+    ("washing your face", ("washing",)),
+    ("makeup", ("makeup",)),
+    ("retinol, vitamin C, acids and scrubs", ("retinoids", "vitamin_c", "exfoliants")),
+    ("exercise and anything that makes you sweat", ("exercise",)),
+    ("sauna, steam room and hot tub", ("sauna_steam",)),
+    ("swimming", ("swimming",)),
+    ("alcohol", ("alcohol",)),
 )
 
 RED_FLAG_TOPIC_INTENTS = {
@@ -188,6 +205,101 @@ def opening_note(ctx: AssistantContext) -> str:
     return "The clinic is closed now."
 
 
+def still_waiting(ctx: AssistantContext, patient: PatientView) -> list[tuple[str, datetime]]:
+    """The WAITS lines not allowed yet, with the moment each is allowed again."""
+    now = ctx.now()
+    waiting = []
+    for label, topics in WAITS:
+        hours = max(ctx.protocol.aftercare[topic] for topic in topics)
+        status = waiting_status(patient.treated_at, hours, now)
+        if not status.allowed_now:
+            waiting.append((label, status.from_moment))
+    return waiting
+
+
+def _settle_days(protocol: Protocol) -> str:
+    """How many days the sunburn-like look lasts: the days by which swelling and
+    redness have settled ("2–3"), from the protocol."""
+    low, high = sorted((protocol.symptoms["swelling"].expected_until,
+                        protocol.symptoms["redness"].expected_until))
+    return str(high) if low == high else f"{low}–{high}"
+
+
+def checkin_response(protocol: Protocol, checkin_id: Optional[str]) -> str:
+    """utter_checkin_<id> for a check-in of the protocol, else the generic one."""
+    if checkin_id and checkin_id in {c.id for c in protocol.checkins}:
+        return f"utter_checkin_{checkin_id}"
+    return f"utter_checkin_{GENERIC_CHECKIN}"
+
+
+def answer_checkin(ctx: AssistantContext, patient: Optional[PatientView],
+                   checkin_id: Optional[str], day: Optional[int]) -> list[Reply]:
+    """The check-in question for this point of the recovery (buttons are in domain.yml)."""
+    protocol = ctx.protocol
+    if day is None and patient is not None:
+        day = patient.day
+    values = {**clinic_values(protocol), "day": day if day is not None else "",
+              "settle_days": _settle_days(protocol),
+              "full_months": protocol.course.results_full_months}
+    response = checkin_response(protocol, checkin_id)
+    if response == "utter_checkin_day0_evening":
+        waits = [label for label, _ in still_waiting(ctx, patient)] if patient else \
+            [label for label, _ in WAITS]
+        values["off_limits"] = _join(waits) if waits else "anything that heats up your skin"
+    if response == f"utter_checkin_{RESULTS_CHECKIN}":
+        days = next(c.days_after_last_session for c in protocol.checkins
+                    if c.id == RESULTS_CHECKIN)
+        if not days:
+            values["since_last"] = "a while"
+        elif days >= 45:
+            values["since_last"] = f"about {round(days / 30)} months"
+        else:
+            values["since_last"] = f"{days} days"
+    if response == f"utter_checkin_{REMINDER_CHECKIN}":
+        values["next_when"] = "in the next few days"
+        if patient is not None:
+            next_day = patient.treated_at + timedelta(weeks=protocol.course.interval_weeks)
+            values["next_when"] = f"on {describe_day(next_day, ctx.now(), patient.tz)}"
+    return [Reply(response, values)]
+
+
+def answer_feeling_fine(ctx: AssistantContext, patient: Optional[PatientView],
+                        checkin_id: Optional[str] = None) -> list[Reply]:
+    """A short, warm acknowledgement; during the first week a reminder of what helps."""
+    protocol = ctx.protocol
+    values = clinic_values(protocol)
+    if checkin_id == RESULTS_CHECKIN:
+        return [Reply("utter_feeling_fine_results", {
+            **values, "full_months": protocol.course.results_full_months})]
+    if patient is not None and patient.day <= protocol.symptoms["dryness_peeling"].expected_until:
+        return [Reply("utter_feeling_fine_healing", {**values, "day": patient.day})]
+    return [Reply("utter_feeling_fine", values)]
+
+
+def answer_enrolled(ctx: AssistantContext, patient: Optional[PatientView]) -> list[Reply]:
+    """The first message of the recovery, one message: what to expect now, what to
+    wait for and until when (from the protocol), and how to reach a person. The
+    day is the patient's own (the bot's `day` entity is computed the same way)."""
+    protocol = ctx.protocol
+    values = {**clinic_values(protocol), "settle_days": _settle_days(protocol)}
+    if patient is None:
+        # Without the treatment time nothing can be said about what is allowed yet.
+        return [Reply("utter_enrolled_unknown_day", values)]
+    day = patient.day
+    expected = [SYMPTOM_LABELS[name] for name, course in protocol.symptoms.items()
+                if course.expected_from <= day <= course.expected_until]
+    values.update(day=day, expected_today=_join(expected) if expected else "")
+    waits = still_waiting(ctx, patient)
+    if not expected:
+        return [Reply("utter_enrolled_settled", values)]
+    if not waits:
+        return [Reply("utter_enrolled_no_waits", values)]
+    now = ctx.now()
+    values["waits"] = "\n".join(f"- {label}: until {describe_moment(moment, now, patient.tz)}"
+                                for label, moment in waits)
+    return [Reply("utter_enrolled_day0" if day == 0 else "utter_enrolled_later", values)]
+
+
 Answerer = Callable[[AssistantContext, Optional[PatientView], str, str], list[Reply]]
 
 ANSWERERS: dict[str, Answerer] = {
@@ -222,4 +334,12 @@ def responses_sent_by_actions(protocol: Protocol) -> set[str]:
            "utter_ask_treatment_date", "utter_treatment_date_saved",
            "utter_treatment_date_not_understood"}
         | {f"utter_red_flag_{level}" for level in ("emergency", "urgent", "routine")}
+        | {checkin_response(protocol, c.id) for c in protocol.checkins}
+        | {checkin_response(protocol, None), "utter_checkin_clarify",
+           "utter_checkin_reminder_confirmed", "utter_checkin_reminder_reschedule",
+           "utter_acknowledge"}
+        | {"utter_feeling_fine", "utter_feeling_fine_healing", "utter_feeling_fine_results",
+           "utter_no_change_noted"}
+        | {"utter_enrolled_day0", "utter_enrolled_later", "utter_enrolled_no_waits",
+           "utter_enrolled_settled", "utter_enrolled_unknown_day"}
     )

@@ -33,6 +33,7 @@ class PatientView:
     treatment_number: int
     day: int
     hours: float
+    treatment_id: Optional[int] = None
 
 
 @dataclass
@@ -83,6 +84,7 @@ class AssistantContext:
                 treatment_number=treatment.number_in_series,
                 day=recovery_day(treatment.treated_at, tz, now),
                 hours=hours_since(treatment.treated_at, now),
+                treatment_id=treatment.id,
             )
 
     def assumed_treatment_time(self) -> time:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 from rasa_sdk import Tracker
@@ -13,7 +14,14 @@ from actions import actions as rasa_actions
 from actions.context import AssistantContext, set_default_context
 from aftercare.settings import get_settings
 from aftercare.store import repository
-from tests.conftest import london
+from aftercare.store.models import SymptomReport
+
+LONDON = ZoneInfo("Europe/London")
+
+
+def london(*args: int) -> datetime:
+    return datetime(*args, tzinfo=LONDON)
+
 
 SENDER = "patient-chat-1"
 TREATED = london(2026, 11, 25, 10, 0)  # a Wednesday
@@ -199,3 +207,331 @@ async def test_every_response_an_action_can_send_is_in_the_domain(protocol):
 
     domain = yaml.safe_load((PROJECT_ROOT / "domain.yml").read_text())
     assert responses_sent_by_actions(protocol) <= set(domain["responses"])
+
+
+# --- Check-ins, enrolment and symptom reports -----------------------------------
+
+def user_event(text: str, intent: str, at: datetime, entities: list | None = None) -> dict:
+    return {"event": "user", "timestamp": at.timestamp(), "text": text,
+            "parse_data": {"intent": {"name": intent}, "entities": entities or []}}
+
+
+def checkin_event(checkin_id: str, day: int, at: datetime) -> dict:
+    return user_event("EXTERNAL: EXTERNAL_checkin", "EXTERNAL_checkin", at, [
+        {"entity": "checkin", "value": checkin_id}, {"entity": "day", "value": day}])
+
+
+def external(intent: str, entities: dict, sender: str = SENDER) -> Tracker:
+    message = {"text": f"EXTERNAL: {intent}", "intent": {"name": intent},
+               "entities": [{"entity": k, "value": v} for k, v in entities.items()]}
+    return Tracker(sender, {}, message, [], False, None, {}, "action_listen")
+
+
+def answer_to_checkin(text: str, intent: str, checkin_id: str, asked_at: datetime,
+                      now: datetime, level: str | None = None, sender: str = SENDER,
+                      earlier_replies: int = 0) -> Tracker:
+    """A patient message some time after a check-in, as Rasa hands it to the actions."""
+    events = [checkin_event(checkin_id, 1, asked_at)]
+    events += [user_event("hmm", "affirm", asked_at) for _ in range(earlier_replies)]
+    events.append(user_event(text, intent, now))
+    return tracker(text, intent, sender=sender, events=events,
+                   slots={"checkin": checkin_id, "red_flag_level": level})
+
+
+def reports(context) -> list[tuple]:
+    with context.session() as session:
+        patient = repository.find_patient_by_sender(session, SENDER)
+        return [(r.symptom, r.day, r.checkin_id, r.level, r.text, r.treatment_id)
+                for r in repository.list_symptom_reports(session, patient.id)]
+
+
+def treatment_id(context) -> int:
+    with context.session() as session:
+        patient = repository.find_patient_by_sender(session, SENDER)
+        return repository.current_treatment(patient).id
+
+
+@pytest.mark.asyncio
+async def test_a_checkin_sends_its_own_question_and_opens_the_checkin(context, enrolled, clock):
+    clock.now = london(2026, 11, 26, 9, 0)
+    messages, events = await run(rasa_actions.ActionSendCheckin,
+                                 external("EXTERNAL_checkin", {"checkin": "day1_morning",
+                                                               "day": 1}))
+    assert responses(messages) == ["utter_checkin_day1_morning"]
+    assert messages[0]["day"] == 1
+    assert events == [SlotSet("checkin", "day1_morning")]
+
+
+@pytest.mark.asyncio
+async def test_the_evening_checkin_names_what_is_still_off_limits(context, enrolled, clock):
+    clock.now = london(2026, 11, 25, 19, 0)  # 9 hours after the treatment
+    messages, _ = await run(rasa_actions.ActionSendCheckin,
+                            external("EXTERNAL_checkin", {"checkin": "day0_evening", "day": 0}))
+    assert responses(messages) == ["utter_checkin_day0_evening"]
+    off_limits = messages[0]["off_limits"]
+    assert "makeup" in off_limits and "alcohol" in off_limits
+    assert "washing" not in off_limits  # allowed 8 hours after the treatment
+    assert messages[0]["settle_days"] == "2–3"
+
+
+@pytest.mark.asyncio
+async def test_the_reminder_names_the_day_of_the_next_session(context, enrolled, clock):
+    clock.now = london(2026, 12, 20, 10, 0)
+    messages, _ = await run(rasa_actions.ActionSendCheckin,
+                            external("EXTERNAL_checkin", {"checkin": "next_session_reminder",
+                                                          "day": 25}))
+    assert responses(messages) == ["utter_checkin_next_session_reminder"]
+    assert messages[0]["next_when"] == "on Wednesday"  # the 23rd, 3 days ahead
+
+
+@pytest.mark.asyncio
+async def test_an_unknown_checkin_id_gets_the_generic_checkin(context, enrolled):
+    messages, events = await run(rasa_actions.ActionSendCheckin,
+                                 external("EXTERNAL_checkin", {"checkin": "day5_whatever"}))
+    assert responses(messages) == ["utter_checkin_generic"]
+    assert messages[0]["clinic_name"] == "Riverside Skin Clinic"
+    assert events == [SlotSet("checkin", "day5_whatever")]
+
+
+def test_every_checkin_response_has_two_to_four_intent_buttons(protocol):
+    import yaml
+
+    from actions.answers import checkin_response
+    from aftercare.settings import PROJECT_ROOT
+
+    domain = yaml.safe_load((PROJECT_ROOT / "domain.yml").read_text())
+    names = {checkin_response(protocol, c.id) for c in protocol.checkins}
+    names |= {checkin_response(protocol, None), "utter_checkin_clarify"}
+    for name in names:
+        for variation in domain["responses"][name]:
+            buttons = variation["buttons"]
+            assert 2 <= len(buttons) <= 4, name
+            for button in buttons:
+                payload = button["payload"]
+                assert len(payload.encode()) <= 64 and payload.startswith("/"), name
+                assert payload[1:] in domain["intents"], (name, payload)
+
+
+@pytest.mark.asyncio
+async def test_a_checkin_answer_is_recorded_with_the_checkin_and_day(context, enrolled, clock):
+    asked = london(2026, 11, 26, 9, 0)
+    clock.now = london(2026, 11, 26, 11, 30)
+    text = "still a bit red on my cheeks"
+    messages, events = await run(rasa_actions.ActionAnswerSymptom, answer_to_checkin(
+        text, "report_redness", "day1_morning", asked, clock.now))
+    assert responses(messages) == ["utter_symptom_phase_expected", "utter_symptom_redness"]
+    assert events == [SlotSet("checkin", None)]  # answered: the check-in is closed
+    assert reports(context) == [
+        ("report_redness", 1, "day1_morning", None, text, treatment_id(context))]
+
+
+@pytest.mark.asyncio
+async def test_a_report_long_after_the_checkin_is_recorded_without_it(context, enrolled, clock):
+    asked = london(2026, 11, 26, 9, 0)
+    clock.now = london(2026, 11, 27, 8, 0)  # 23 hours later: no longer its answer
+    await run(rasa_actions.ActionAnswerSymptom, answer_to_checkin(
+        "it's really itchy today", "report_itching", "day1_morning", asked, clock.now))
+    assert reports(context) == [
+        ("report_itching", 2, None, None, "it's really itchy today", treatment_id(context))]
+
+
+@pytest.mark.asyncio
+async def test_a_report_without_any_checkin_is_recorded_with_its_triage_level(context, enrolled,
+                                                                             clock):
+    clock.now = london(2026, 11, 27, 8, 0)
+    text = "there's yellow crust on my chin"
+    await run(rasa_actions.ActionAnswerSymptom,
+              tracker(text, "report_infection_signs", slots={"red_flag_level": "urgent"}))
+    assert reports(context) == [
+        ("report_infection_signs", 2, None, "urgent", text, treatment_id(context))]
+
+
+@pytest.mark.asyncio
+async def test_an_unknown_patient_is_answered_but_nothing_is_recorded(context, clock):
+    asked = london(2026, 11, 26, 9, 0)
+    clock.now = london(2026, 11, 26, 10, 0)
+    messages, events = await run(rasa_actions.ActionAnswerSymptom, answer_to_checkin(
+        "still red", "report_redness", "day1_morning", asked, clock.now, sender="stranger"))
+    assert "utter_ask_treatment_date" in responses(messages)
+    assert SlotSet("pending_intent", "report_redness") in events
+    messages, _ = await run(rasa_actions.ActionAnswerFeelingFine, answer_to_checkin(
+        "all good", "report_feeling_fine", "day1_morning", asked, clock.now, sender="stranger"))
+    assert responses(messages) == ["utter_feeling_fine"]
+    with context.session() as session:
+        assert session.query(SymptomReport).count() == 0
+
+
+@pytest.mark.asyncio
+async def test_fine_is_recorded_as_fine_and_acknowledged_for_the_day(context, enrolled, clock):
+    asked = london(2026, 11, 27, 9, 0)
+    clock.now = london(2026, 11, 27, 9, 20)
+    messages, events = await run(rasa_actions.ActionAnswerFeelingFine, answer_to_checkin(
+        "all good thanks", "report_feeling_fine", "day2_morning", asked, clock.now))
+    assert responses(messages) == ["utter_feeling_fine_healing"]
+    assert messages[0]["day"] == 2
+    assert events == [SlotSet("checkin", None)]
+    assert reports(context) == [
+        ("fine", 2, "day2_morning", None, "all good thanks", treatment_id(context))]
+
+
+@pytest.mark.asyncio
+async def test_fine_with_a_red_flag_gets_no_cheerful_reply(context, enrolled, clock):
+    text = "all good except my lips are swelling up"
+    messages, _ = await run(rasa_actions.ActionAnswerFeelingFine,
+                            tracker(text, "report_feeling_fine",
+                                    slots={"red_flag_level": "emergency"}))
+    assert messages == []  # the safety message (sent before) stands alone
+    assert reports(context)[0][:4] == ("fine", 0, None, "emergency")
+
+
+@pytest.mark.asyncio
+async def test_happy_with_results_gets_the_results_acknowledgement(context, enrolled, clock):
+    asked = london(2027, 4, 24, 10, 0)
+    clock.now = london(2027, 4, 24, 12, 0)
+    messages, _ = await run(rasa_actions.ActionAnswerFeelingFine, answer_to_checkin(
+        "/report_feeling_fine", "report_feeling_fine", "results", asked, clock.now))
+    assert responses(messages) == ["utter_feeling_fine_results"]
+    assert messages[0]["full_months"] == 6
+
+
+@pytest.mark.asyncio
+async def test_same_as_yesterday_repeats_the_latest_report(context, enrolled, clock):
+    clock.now = london(2026, 11, 26, 9, 30)
+    await run(rasa_actions.ActionAnswerSymptom,
+              tracker("my cheeks are still red", "report_redness"))
+    asked = london(2026, 11, 27, 9, 0)
+    clock.now = london(2026, 11, 27, 9, 5)
+    messages, events = await run(rasa_actions.ActionAnswerNoChange, answer_to_checkin(
+        "same as yesterday", "report_no_change", "day2_morning", asked, clock.now))
+    assert responses(messages) == ["utter_no_change_noted", "utter_symptom_phase_expected",
+                                   "utter_symptom_redness"]
+    assert SlotSet("checkin", None) in events
+    assert reports(context)[-1][:4] == ("report_redness", 2, "day2_morning", None)
+
+
+@pytest.mark.asyncio
+async def test_same_as_before_on_day_8_is_followed_up_like_the_symptom(context, enrolled, clock):
+    clock.now = london(2026, 12, 2, 10, 0)  # day 7
+    await run(rasa_actions.ActionAnswerSymptom, tracker("still red", "report_redness"))
+    clock.now = london(2026, 12, 3, 10, 0)  # day 8: redness is past its window
+    messages, events = await run(rasa_actions.ActionAnswerNoChange,
+                                 tracker("no change", "report_no_change"))
+    assert responses(messages)[:2] == ["utter_red_flag_routine", "utter_no_change_noted"]
+    assert SlotSet("red_flag_level", "routine") in events
+    assert [level for level, _, _ in escalations(context)] == ["routine"]
+    assert reports(context)[-1][:4] == ("report_redness", 8, None, "routine")
+
+
+@pytest.mark.asyncio
+async def test_same_as_yesterday_with_nothing_to_compare_asks_again(context, enrolled):
+    messages, events = await run(rasa_actions.ActionAnswerNoChange,
+                                 tracker("same as yesterday", "report_no_change"))
+    assert responses(messages) == ["utter_checkin_clarify"]
+    assert events == [] and reports(context) == []
+
+
+@pytest.mark.asyncio
+async def test_a_bare_yes_after_a_checkin_is_asked_again_once(context, enrolled, clock):
+    asked = london(2026, 11, 26, 9, 0)
+    clock.now = london(2026, 11, 26, 9, 10)
+    messages, events = await run(rasa_actions.ActionAcknowledge, answer_to_checkin(
+        "yes", "affirm", "day1_morning", asked, clock.now))
+    assert responses(messages) == ["utter_checkin_clarify"] and events == []
+    messages, events = await run(rasa_actions.ActionAcknowledge, answer_to_checkin(
+        "yes", "affirm", "day1_morning", asked, clock.now, earlier_replies=1))
+    assert responses(messages) == ["utter_acknowledge"]
+    assert events == [SlotSet("checkin", None)]
+    assert reports(context) == []
+
+
+@pytest.mark.asyncio
+async def test_yes_and_no_answer_the_reminder_of_the_next_session(context, enrolled, clock):
+    asked = london(2026, 12, 20, 10, 0)
+    clock.now = london(2026, 12, 20, 10, 5)
+    for intent, expected in (("affirm", "utter_checkin_reminder_confirmed"),
+                             ("deny", "utter_checkin_reminder_reschedule")):
+        messages, events = await run(rasa_actions.ActionAcknowledge, answer_to_checkin(
+            "x", intent, "next_session_reminder", asked, clock.now))
+        assert responses(messages) == [expected]
+        assert messages[0]["clinic_phone"] == "+44 20 7946 0321"
+        assert events == [SlotSet("checkin", None)]
+
+
+@pytest.mark.asyncio
+async def test_yes_without_a_checkin_is_a_plain_acknowledgement(context, enrolled):
+    messages, events = await run(rasa_actions.ActionAcknowledge, tracker("ok", "affirm"))
+    assert responses(messages) == ["utter_acknowledge"] and events == []
+
+
+@pytest.mark.asyncio
+async def test_the_welcome_on_the_treatment_day(context, enrolled, clock):
+    messages, events = await run(rasa_actions.ActionWelcomeEnrolled,
+                                 external("EXTERNAL_enrolled", {"day": 0}))
+    assert responses(messages) == ["utter_enrolled_day0"]  # one message
+    assert messages[0]["settle_days"] == "2–3"
+    waits = messages[0]["waits"].splitlines()
+    assert "- makeup: until tomorrow at 10:00" in waits
+    assert "- exercise and anything that makes you sweat: until Friday at 10:00" in waits
+    assert "- washing your face: until today at 18:00" in waits
+    assert messages[0]["emergency_number"] == "999"
+    assert SlotSet("checkin", None) in events
+
+
+@pytest.mark.asyncio
+async def test_the_welcome_is_for_the_day_the_patient_enrols(context, enrolled, clock):
+    clock.now = london(2026, 11, 28, 12, 0)  # day 3
+    messages, _ = await run(rasa_actions.ActionWelcomeEnrolled,
+                            external("EXTERNAL_enrolled", {"day": 3}))
+    assert responses(messages) == ["utter_enrolled_later"]
+    assert messages[0]["day"] == 3
+    assert "redness and warmth" in messages[0]["expected_today"]
+    waits = messages[0]["waits"]
+    assert "makeup" not in waits and "exercise" not in waits
+    assert "- retinol, vitamin C, acids and scrubs: until Wednesday at 10:00" in waits
+    assert "- swimming: until Monday at 10:00" in waits
+
+    clock.now = london(2026, 12, 3, 12, 0)  # day 8: nothing to wait for, bruises can linger
+    messages, _ = await run(rasa_actions.ActionWelcomeEnrolled,
+                            external("EXTERNAL_enrolled", {"day": 8}))
+    assert responses(messages) == ["utter_enrolled_no_waits"]
+    assert messages[0]["expected_today"] == "small bruises"
+
+    clock.now = london(2026, 12, 10, 12, 0)  # day 15
+    messages, _ = await run(rasa_actions.ActionWelcomeEnrolled,
+                            external("EXTERNAL_enrolled", {"day": 15}))
+    assert responses(messages) == ["utter_enrolled_settled"]
+
+
+@pytest.mark.asyncio
+async def test_the_welcome_for_a_chat_the_store_does_not_know(context):
+    messages, _ = await run(rasa_actions.ActionWelcomeEnrolled,
+                            external("EXTERNAL_enrolled", {"day": 2}, sender="stranger"))
+    assert responses(messages) == ["utter_enrolled_unknown_day"]
+    assert messages[0]["clinic_phone"] == "+44 20 7946 0321"
+
+
+@pytest.mark.asyncio
+async def test_the_safety_check_lets_external_intents_through(context, enrolled):
+    messages, events = await run(rasa_actions.ActionSafetyCheck,
+                                 external("EXTERNAL_checkin", {"checkin": "day7"}))
+    assert messages == [] and events == [SlotSet("red_flag_level", None)]
+    assert escalations(context) == []
+
+
+@pytest.mark.asyncio
+async def test_a_new_session_keeps_the_open_checkin(context):
+    old = Tracker(SENDER, {"checkin": "day1_morning", "clinic_phone": "x",
+                           "pending_intent": None}, {}, [], False, None, {}, "action_listen")
+    _, events = await run(rasa_actions.ActionSessionStart, old)
+    assert SlotSet("checkin", "day1_morning") in events
+    assert SlotSet("clinic_phone", "+44 20 7946 0321") in events
+    assert SlotSet("pending_intent", None) not in events
+
+
+@pytest.mark.asyncio
+async def test_the_results_checkin_says_how_long_it_has_been(context, enrolled):
+    messages, _ = await run(rasa_actions.ActionSendCheckin,
+                            external("EXTERNAL_checkin", {"checkin": "results", "day": 90}))
+    assert responses(messages) == ["utter_checkin_results"]
+    assert messages[0]["since_last"] == "about 3 months"
+    assert messages[0]["full_months"] == 6

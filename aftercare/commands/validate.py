@@ -1,10 +1,13 @@
 """`aftercare validate`: Rasa's data validation, strict, plus the checks Rasa cannot do.
 
 Rasa's validator warns that a response is "not used in any story or rule" when
-only a custom action sends it. This command runs every Rasa check with
-warnings as errors, accepts that one warning only for responses the actions
-really send, and checks the other way round too: every response an action
-can send exists in domain.yml.
+only a custom action sends it, or when the Telegram bot sends it itself
+(bot.responses.BOT_RESPONSES). This command runs every Rasa check with
+warnings as errors, accepts that one warning only for responses the actions or
+the bot really send, and checks the other way round too: every response an
+action or the bot can send exists in domain.yml. Likewise it accepts "not found
+in the NLU training data" only for external intents (EXTERNAL_...), which the
+bot triggers and patients never type.
 """
 from __future__ import annotations
 
@@ -17,6 +20,10 @@ from aftercare.protocol import ProtocolError, load_protocol
 from aftercare.settings import PROJECT_ROOT, get_settings
 
 _UNUSED = re.compile(r"The utterance '(?P<name>[^']+)' is not used in any story or rule")
+_NO_EXAMPLES = re.compile(
+    r"The intent '(?P<name>[^']+)' is listed in the domain file, but is not found in the NLU "
+    r"training data")
+EXTERNAL_INTENT_PREFIX = "EXTERNAL_"  # Rasa's convention for intents sent by trigger_intent
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -59,21 +66,28 @@ def _expected_by_rasa(warning: warnings.WarningMessage) -> bool:
 
 def _validate(args: argparse.Namespace) -> int:
     from actions.answers import responses_sent_by_actions
+    from bot.responses import BOT_RESPONSES
 
     try:
         protocol = load_protocol(get_settings().protocol_path)
     except ProtocolError as exc:
         raise CommandError(str(exc)) from None
     sent_by_actions = responses_sent_by_actions(protocol)
+    sent_by_bot = set(BOT_RESPONSES)
     ok, messages, domain_responses = _rasa_warnings()
     problems = [] if ok else ["Rasa's validator found errors (see above)"]
     for message in messages:
         unused = _UNUSED.search(message)
-        if unused and unused.group("name") in sent_by_actions:
+        if unused and unused.group("name") in sent_by_actions | sent_by_bot:
+            continue
+        no_examples = _NO_EXAMPLES.search(message)
+        if no_examples and no_examples.group("name").startswith(EXTERNAL_INTENT_PREFIX):
             continue
         problems.append(message.strip())
     problems += [f"an action can send '{name}', but domain.yml has no such response"
                  for name in sorted(sent_by_actions - domain_responses)]
+    problems += [f"the Telegram bot sends '{name}' (bot/responses.py), but domain.yml has no "
+                 f"such response" for name in sorted(sent_by_bot - domain_responses)]
     for problem in problems:
         print(f"validate: {problem}")
     if problems:

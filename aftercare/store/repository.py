@@ -200,3 +200,59 @@ def list_escalations(session: Session, open_only: bool = False) -> List[Escalati
     if open_only:
         query = query.where(Escalation.status == "open")
     return list(session.execute(query).scalars())
+
+
+# --- Symptom reports (what a patient said about how they are) ---------------
+from aftercare.store.models import SymptomReport  # noqa: E402  (appended section)
+
+_REPORT_LEVELS = ("emergency", "urgent", "routine")
+_REPORT_FIELD_MAX = 64
+
+
+def record_symptom_report(
+    session: Session,
+    *,
+    patient_id: int,
+    treatment_id: Optional[int],
+    day: Optional[int],
+    checkin_id: Optional[str],
+    symptom: str,
+    level: Optional[str],
+    text: str,
+    created_at: Optional[datetime] = None,
+) -> SymptomReport:
+    """Record what a patient reported about a day of recovery: a symptom intent
+    (report_redness, ...) or "fine"; checkin_id when it answers a check-in."""
+    patient = get_patient(session, patient_id)
+    if patient is None:
+        raise StoreError(f"no patient with id {patient_id}")
+    if treatment_id is not None and not any(t.id == treatment_id for t in patient.treatments):
+        raise StoreError(f"treatment {treatment_id} is not one of patient {patient_id}'s")
+    if not isinstance(symptom, str) or not symptom.strip() \
+            or len(symptom.strip()) > _REPORT_FIELD_MAX:
+        raise StoreError(f"symptom must be text of 1 to {_REPORT_FIELD_MAX} characters")
+    if checkin_id is not None and (not isinstance(checkin_id, str) or not checkin_id
+                                   or len(checkin_id) > _REPORT_FIELD_MAX):
+        raise StoreError(f"check-in id must be text of 1 to {_REPORT_FIELD_MAX} characters")
+    if level is not None and level not in _REPORT_LEVELS:
+        raise StoreError(f"level must be one of {', '.join(_REPORT_LEVELS)} or None, "
+                         f"got {level!r}")
+    if day is not None and (isinstance(day, bool) or not isinstance(day, int)):
+        raise StoreError(f"day must be a whole number or None, got {day!r}")
+    if not isinstance(text, str):
+        raise StoreError("text must be text")
+    report = SymptomReport(patient_id=patient_id, treatment_id=treatment_id, day=day,
+                           checkin_id=checkin_id, symptom=symptom.strip(), level=level,
+                           text=text)
+    if created_at is not None:
+        report.created_at = _check_aware(created_at, "report time")
+    session.add(report)
+    session.flush()
+    return report
+
+
+def list_symptom_reports(session: Session, patient_id: int) -> List[SymptomReport]:
+    """A patient's symptom reports, oldest first."""
+    query = (select(SymptomReport).where(SymptomReport.patient_id == patient_id)
+             .order_by(SymptomReport.created_at, SymptomReport.id))
+    return list(session.execute(query).scalars())
