@@ -122,12 +122,20 @@ async def _hold(context: ContextTypes.DEFAULT_TYPE, chat_id: int, message_id: in
                    kind="notice")
 
 
+def _as_words(text: str) -> str:
+    """A patient's text never reaches Rasa as an intent payload: Rasa reads
+    "/intent{...}" as an intent (the buttons use that), so a leading slash typed
+    by hand is dropped."""
+    stripped = text.lstrip()
+    return stripped.lstrip("/") if stripped.startswith("/") else text
+
+
 async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     chat_id = _private_chat(update)
     message = update.effective_message
     if chat_id is None or message is None or not message.text:
         return
-    await converse(context, chat_id, message.text)
+    await converse(context, chat_id, _as_words(message.text))
 
 
 # --- commands --------------------------------------------------------------
@@ -284,7 +292,7 @@ async def on_photo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await _reply(context, chat_id, ctx.text("utter_telegram_photo_discarded"))
     # A caption is the patient's words: it goes to the assistant like any message.
     if caption.strip():
-        await converse(context, chat_id, caption)
+        await converse(context, chat_id, _as_words(caption))
 
 
 async def _download(context: ContextTypes.DEFAULT_TYPE, file_id: str) -> Optional[bytes]:
@@ -397,7 +405,7 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
                  exc_info=(type(error), error, error.__traceback__) if error else None)
     if isinstance(update, Update) and (chat_id := _private_chat(update)) is not None:
         try:
-            text = _ctx(context).text("utter_telegram_trouble")
+            text = _ctx(context).text("utter_telegram_error")
             await context.bot.send_message(chat_id, text.text)
         except Exception:  # the chat or Telegram itself may be the problem
             logger.error("could not tell chat about the error")

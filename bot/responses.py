@@ -38,6 +38,7 @@ BOT_RESPONSES = frozenset({
     "utter_telegram_photo_not_enrolled",
     "utter_telegram_photo_too_large",
     "utter_telegram_trouble",          # Rasa or the action server did not answer
+    "utter_telegram_error",            # the bot itself failed (e.g. the database was locked)
     "utter_telegram_flood",            # too many messages at once: kept for the team
     "utter_telegram_unknown_command",
     "utter_telegram_button_expired",

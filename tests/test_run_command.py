@@ -15,12 +15,13 @@ import pytest
 from aftercare.services import MODEL_DIR
 from aftercare.settings import PROJECT_ROOT
 from support.fake_telegram import FakeTelegramServer
+from tests.bot_harness import free_port
 
 pytestmark = pytest.mark.skipif(not (MODEL_DIR / "aftercare.tar.gz").exists(),
                                 reason="no trained model: run `make model` first")
 TOKEN = "424242:RUN-test"
 SECRET_WORDS = "zebra-striped rash"   # patient text that must never reach a log
-RASA_PORT, ACTIONS_PORT = 5505, 5555
+RASA_PORT, ACTIONS_PORT = free_port(), free_port()
 
 
 def _port_open(port: int) -> bool:

@@ -1,0 +1,118 @@
+"""Shared pieces of the bot tests: a clock the test moves, a running bot
+against the fake Telegram server, and patients enrolled through a real link."""
+from __future__ import annotations
+
+import asyncio
+import itertools
+import socket
+from contextlib import asynccontextmanager
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
+from typing import AsyncIterator, Optional
+
+from sqlalchemy import text
+
+from aftercare import enrolment
+from aftercare.settings import Settings
+from aftercare.store import db, repository
+from bot.app import build_application, running
+from bot.checkin_service import JOB_TABLE, CheckinService
+from support.fake_telegram import FakeTelegramServer
+
+TOKEN = "123456:TEST-token"
+_chat_ids = itertools.count(700_001)
+
+
+class ManualClock:
+    """The bot's notion of now; the test moves it."""
+
+    def __init__(self, now: Optional[datetime] = None) -> None:
+        self.current = now or datetime.now(timezone.utc)
+
+    def __call__(self) -> datetime:
+        return self.current
+
+    def set(self, moment: datetime) -> None:
+        self.current = moment.astimezone(timezone.utc)
+
+    def advance(self, **delta: float) -> None:
+        self.current += timedelta(**delta)
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on now (so parallel runs do not collide)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def new_chat_id() -> int:
+    return next(_chat_ids)
+
+
+def bot_settings(settings: Settings, telegram: FakeTelegramServer, **changes) -> Settings:
+    return replace(settings, telegram_token=TOKEN, telegram_base_url=telegram.base_url,
+                   telegram_base_file_url=telegram.base_file_url, **changes)
+
+
+@asynccontextmanager
+async def running_bot(settings: Settings, telegram: FakeTelegramServer,
+                      clock: ManualClock, **changes) -> AsyncIterator:
+    application = build_application(bot_settings(settings, telegram, **changes), clock=clock)
+    async with running(application, poll_timeout=1):
+        yield application
+
+
+def checkins(application) -> CheckinService:
+    return application.bot_data["checkins"]
+
+
+def add_patient(settings: Settings, treated_at: datetime, name: str = "Test Patient",
+                number: int = 1, expiry_days: int = 7) -> tuple[int, str]:
+    """A clinic patient and their enrolment code."""
+    with db.session_scope(settings.database_url) as session:
+        patient = repository.add_patient(session, name=name, treated_at=treated_at,
+                                         timezone="Europe/London", treatment_number=number)
+        code = enrolment.issue_code(session, patient, datetime.now(timezone.utc), expiry_days)
+        return patient.id, code
+
+
+async def enrol(telegram: FakeTelegramServer, settings: Settings, treated_at: datetime,
+                expect_jobs: bool = True, **kwargs) -> tuple[int, int]:
+    """Add a patient, tap their link; returns (patient id, chat id) once the
+    welcome has arrived and the check-ins are scheduled."""
+    patient_id, code = add_patient(settings, treated_at, **kwargs)
+    chat_id = new_chat_id()
+    telegram.push_command(chat_id, f"/start {code}")
+    await telegram.await_messages(chat_id, 2, timeout=20)
+    if expect_jobs:
+        await wait_until(lambda: job_ids(settings, patient_id))
+    return patient_id, chat_id
+
+
+def job_ids(settings: Settings, patient_id: Optional[int] = None) -> set[str]:
+    engine = db.make_engine(settings.database_url)
+    with engine.connect() as connection:
+        ids = set(connection.execute(text(f"SELECT id FROM {JOB_TABLE}")).scalars())
+        if patient_id is None:
+            return ids
+        treatments = set(connection.execute(
+            text("SELECT id FROM treatments WHERE patient_id = :p"), {"p": patient_id}).scalars())
+    return {j for j in ids if int(j.split(":")[1]) in treatments}
+
+
+async def wait_until(condition, timeout: float = 15, interval: float = 0.05):
+    """Poll a cheap condition (a database read) until it holds."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(interval)
+
+
+def fire_now(application, job: str) -> None:
+    """Make a scheduled check-in's job run now (APScheduler fires it for real)."""
+    checkins(application).scheduler.modify_job(job, next_run_time=datetime.now(timezone.utc))
