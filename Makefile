@@ -7,7 +7,7 @@ EVAL_SET ?= ../shared/eval/dev_messages.tsv
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONWARNINGS := ignore
 
-.PHONY: run test setup model validate test-stories pytest evaluate benchmark compare-pipelines clean
+.PHONY: run test setup model validate test-stories pytest evaluate benchmark benchmark-bot compare-pipelines clean
 
 run: setup model            ## set up, train if needed, start everything, chat as the demo patient
 	$(AFTERCARE) run
@@ -34,6 +34,9 @@ evaluate: model             ## intent and red-flag figures on the measuring set,
 
 benchmark: model            ## training time, start-up time and reply latency (docs/benchmarks.md)
 	$(PY) benchmarks/benchmark_rasa.py
+
+benchmark-bot: model        ## Telegram bot: reply latency, check-in delivery rate, restarts, start-up (docs/benchmarks.md)
+	$(PY) benchmarks/benchmark_bot.py
 
 compare-pipelines: setup    ## NLU pipelines side by side (docs/pipeline-comparison.md)
 	$(PY) benchmarks/compare_pipelines.py --eval $(EVAL_SET)

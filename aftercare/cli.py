@@ -9,6 +9,8 @@ import argparse
 import importlib
 import sys
 
+from aftercare.settings import SettingsError
+
 COMMAND_MODULES = (
     "aftercare.commands.patients",
     "aftercare.commands.protocol",
@@ -39,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.handler(args) or 0)
-    except CommandError as exc:
+    except (CommandError, SettingsError) as exc:
         print(f"aftercare: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

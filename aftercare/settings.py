@@ -42,6 +42,16 @@ class Settings:
     telegram_webhook_port: int = 8443
 
 
+class SettingsError(ValueError):
+    """A configuration value is wrong; the message names the variable."""
+
+
+def _port(value: str, name: str) -> int:
+    if not value.isdigit() or not 0 < int(value) < 65536:
+        raise SettingsError(f"{name} must be a port number (1-65535), got {value!r}")
+    return int(value)
+
+
 def get_settings() -> Settings:
     _load_dotenv(PROJECT_ROOT / ".env")
     env = os.environ.get
@@ -63,5 +73,5 @@ def get_settings() -> Settings:
         telegram_webhook_url=env("TELEGRAM_WEBHOOK_URL") or None,
         telegram_webhook_secret=env("TELEGRAM_WEBHOOK_SECRET") or None,
         telegram_webhook_listen=env("TELEGRAM_WEBHOOK_LISTEN", "127.0.0.1"),
-        telegram_webhook_port=int(env("TELEGRAM_WEBHOOK_PORT", "8443")),
+        telegram_webhook_port=_port(env("TELEGRAM_WEBHOOK_PORT", "8443"), "TELEGRAM_WEBHOOK_PORT"),
     )

@@ -9,14 +9,14 @@ from bot.logs import configure_logging, without_tensorflow
 
 def main() -> int:
     without_tensorflow()
-    from aftercare.settings import get_settings
+    from aftercare.settings import SettingsError, get_settings
     from bot.app import ConfigurationError, build_application, run
 
-    settings = get_settings()
-    configure_logging(settings.log_dir / "bot.log")
     try:
+        settings = get_settings()
+        configure_logging(settings.log_dir / "bot.log")
         run(build_application(settings), settings)
-    except ConfigurationError as exc:
+    except (ConfigurationError, SettingsError) as exc:
         print(f"bot: {exc}", file=sys.stderr)
         return 2
     return 0
