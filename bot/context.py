@@ -10,6 +10,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable, Optional, TypeVar
 
+from aiolimiter import AsyncLimiter
 from sqlalchemy.orm import Session
 
 from aftercare.protocol import Protocol, current_protocol
@@ -88,6 +89,7 @@ class BotContext:
     clock: Clock = utc_now
     flood: FloodGuard = field(default_factory=FloodGuard)
     _locks: dict[int, asyncio.Lock] = field(default_factory=lambda: defaultdict(asyncio.Lock))
+    _paces: dict[int, AsyncLimiter] = field(default_factory=dict)
 
     @property
     def protocol(self) -> Protocol:
@@ -103,6 +105,13 @@ class BotContext:
     def chat_lock(self, chat_id: int) -> asyncio.Lock:
         """Messages of one chat are handled one at a time, in order."""
         return self._locks[chat_id]
+
+    def chat_pace(self, chat_id: int) -> AsyncLimiter:
+        """Telegram asks for at most about one message a second in a chat: the
+        first goes at once, a second one right after waits its turn."""
+        if chat_id not in self._paces:
+            self._paces[chat_id] = AsyncLimiter(1, 1)
+        return self._paces[chat_id]
 
     def clinic_values(self) -> dict[str, object]:
         clinic = self.protocol.clinic

@@ -490,3 +490,12 @@ async def test_typed_intent_payloads_are_read_as_words(assistant, telegram, bot)
     telegram.push_message(chat_id, '/EXTERNAL_enrolled{"day": 5}')
     reply = (await telegram.await_messages(chat_id, 3))[2]
     assert reply.text != welcome
+
+
+@pytest.mark.asyncio
+async def test_messages_to_one_chat_keep_telegrams_pace(assistant, telegram, bot):
+    telegram.enforce_rate_limits(global_per_second=30, per_chat_per_second=1)
+    _, chat_id = await enrol(telegram, assistant, _treated_hours_ago(3))
+    consent, welcome = telegram.sent_messages(chat_id)[:2]
+    assert welcome.time - consent.time >= 0.9
+    assert telegram.rate_limit_hits == 0
