@@ -8,8 +8,9 @@ still sends the safety message. Log lines carry ids, never what was said.
 from __future__ import annotations
 
 import logging
-from typing import Optional
+from typing import Callable, Optional
 
+from sqlalchemy.orm import Session
 from telegram import Update
 from telegram.error import TelegramError
 from telegram.ext import (
@@ -187,50 +188,48 @@ async def on_help(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await _reply(context, chat_id, _ctx(context).text("utter_telegram_help"))
 
 
-async def on_stop(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+async def _change_checkins(update: Update, context: ContextTypes.DEFAULT_TYPE,
+                           change: Callable[[Session, Patient], object], done: str,
+                           event: str) -> Optional[int]:
+    """Apply change to the chat's patient and confirm; their id, or None (not enrolled)."""
     chat_id = _private_chat(update)
     if chat_id is None:
-        return
+        return None
     ctx = _ctx(context)
     sender_id = sender_for_chat(chat_id)
 
-    def pause(session) -> Optional[int]:
+    def apply(session: Session) -> Optional[int]:
         patient = repository.find_patient_by_sender(session, sender_id)
         if patient is None:
             return None
-        chats.pause_checkins(session, patient, ctx.now())
+        change(session, patient)
         return patient.id
 
-    patient_id = await ctx.db(pause)
+    patient_id = await ctx.db(apply)
     if patient_id is None:
         await _reply(context, chat_id, ctx.text("utter_telegram_not_enrolled"))
-        return
-    logger.info("patient %s paused check-ins", patient_id)
-    await _reply(context, chat_id, ctx.text("utter_telegram_stop_done"))
+        return None
+    logger.info("patient %s %s", patient_id, event)
+    await _reply(context, chat_id, ctx.text(done))
+    return patient_id
+
+
+async def on_stop(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    now = _ctx(context).now()
+    await _change_checkins(update, context,
+                           lambda session, patient: chats.pause_checkins(session, patient, now),
+                           "utter_telegram_stop_done", "paused check-ins")
 
 
 async def on_resume(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    chat_id = _private_chat(update)
-    if chat_id is None:
-        return
-    ctx = _ctx(context)
-    sender_id = sender_for_chat(chat_id)
-
-    def resume(session) -> Optional[int]:
-        patient = repository.find_patient_by_sender(session, sender_id)
-        if patient is None:
-            return None
+    def resume(session: Session, patient: Patient) -> None:
         chats.resume_checkins(session, patient)
         chats.mark_reachable(session, patient)
-        return patient.id
 
-    patient_id = await ctx.db(resume)
-    if patient_id is None:
-        await _reply(context, chat_id, ctx.text("utter_telegram_not_enrolled"))
-        return
-    logger.info("patient %s resumed check-ins", patient_id)
-    await _reply(context, chat_id, ctx.text("utter_telegram_resume_done"))
-    await _checkins(context).schedule_patient(patient_id)
+    patient_id = await _change_checkins(update, context, resume, "utter_telegram_resume_done",
+                                        "resumed check-ins")
+    if patient_id is not None:
+        await _checkins(context).schedule_patient(patient_id)
 
 
 async def on_forget(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
