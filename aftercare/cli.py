@@ -18,6 +18,8 @@ COMMAND_MODULES = (
     "aftercare.commands.chat",
     "aftercare.commands.evaluate",
     "aftercare.commands.validate",
+    "aftercare.commands.escalations",
+    "aftercare.commands.staff",
 )
 
 

@@ -9,8 +9,8 @@ from datetime import datetime, timezone
 from typing import Optional
 
 from sqlalchemy import (
-    Boolean, CheckConstraint, Column, DateTime, ForeignKey, Integer, LargeBinary, MetaData,
-    String, Text, UniqueConstraint,
+    BigInteger, Boolean, CheckConstraint, Column, DateTime, ForeignKey, Integer, LargeBinary,
+    MetaData, String, Text, UniqueConstraint,
 )
 from sqlalchemy.orm import declarative_base, relationship
 from sqlalchemy.types import TypeDecorator
@@ -18,6 +18,9 @@ from sqlalchemy.types import TypeDecorator
 SOURCES = ("clinic", "self_reported")
 LEVELS = ("emergency", "urgent", "routine", "human")
 STATUSES = ("open", "acknowledged", "resolved")
+EVENT_KINDS = ("acknowledged", "replied", "resolved", "note", "reminded", "reopened")
+ACTOR_MAX = 255
+EMAIL_MAX = 254
 DIRECTIONS = ("in", "out")
 MESSAGE_KINDS = ("text", "photo", "checkin", "clinic", "notice")
 MESSAGE_STATUSES = ("answered", "unanswered", "held")
@@ -137,11 +140,61 @@ class Escalation(Base):
     updated_at = Column(UTCDateTime, nullable=False, default=utc_now, onupdate=utc_now)
     resolved_at = Column(UTCDateTime, nullable=True)
     note = Column(Text, nullable=True)
+    acknowledged_at = Column(UTCDateTime, nullable=True)
+    acknowledged_by = Column(String(ACTOR_MAX), nullable=True)
 
     patient = relationship("Patient", back_populates="escalations")
+    events = relationship(
+        "EscalationEvent", back_populates="escalation",
+        order_by="[EscalationEvent.created_at, EscalationEvent.id]",
+        cascade="all, delete-orphan", passive_deletes=True,
+    )
 
     def __repr__(self) -> str:  # no message: it is the patient's own words
         return f"<Escalation id={self.id} level={self.level} status={self.status}>"
+
+
+class EscalationEvent(Base):
+    """One step in an escalation's timeline: who acknowledged, replied, resolved, noted.
+
+    actor is a staff email, "telegram:<user id>", "cli:<os user>" or "system".
+    """
+    __tablename__ = "escalation_events"
+    __table_args__ = (CheckConstraint(_in("kind", EVENT_KINDS), name="kind"),)
+
+    id = Column(Integer, primary_key=True)
+    escalation_id = Column(
+        Integer, ForeignKey("escalations.id", ondelete="CASCADE"), nullable=False, index=True)
+    kind = Column(String(16), nullable=False)
+    actor = Column(String(ACTOR_MAX), nullable=False)
+    note = Column(Text, nullable=True)  # a reply's text or a note: may be health data
+    created_at = Column(UTCDateTime, nullable=False, default=utc_now)
+
+    escalation = relationship("Escalation", back_populates="events")
+
+    def __repr__(self) -> str:  # no note and no actor
+        return f"<EscalationEvent id={self.id} escalation_id={self.escalation_id} {self.kind}>"
+
+
+class Staff(Base):
+    """A clinic staff account for the review page and staff commands.
+
+    email is stored lower-cased; password_hash is an argon2id hash. Sessions
+    issued before sessions_valid_after are void (disabling moves it on).
+    """
+    __tablename__ = "staff"
+    __table_args__ = (CheckConstraint("email = lower(email)", name="email_lower"),)
+
+    id = Column(Integer, primary_key=True)
+    email = Column(String(EMAIL_MAX), nullable=False, unique=True)
+    password_hash = Column(String(255), nullable=False)
+    telegram_user_id = Column(BigInteger, nullable=True, unique=True)
+    disabled_at = Column(UTCDateTime, nullable=True)
+    created_at = Column(UTCDateTime, nullable=False, default=utc_now)
+    sessions_valid_after = Column(UTCDateTime, nullable=False, default=utc_now)
+
+    def __repr__(self) -> str:  # no email, never the hash
+        return f"<Staff id={self.id}{' disabled' if self.disabled_at else ''}>"
 
 
 class EnrolmentCode(Base):
