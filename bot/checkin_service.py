@@ -14,28 +14,52 @@ exactly once through the delivery log.
 - Check-ins are paced below Telegram's overall limit, leaving room for
   conversation replies; a due check-in in the patient's quiet hours waits for
   their end.
+
+Many check-ins fall due at the same minute (everyone's day-1 morning), so the
+database work is done in bulk and off the event loop (figures:
+docs/benchmarks.md): the service keeps pooled connections and a thread pool of
+its own (SQLAlchemy 1.4 opens and closes a SQLite connection per session
+otherwise, and the bot's replies must not queue behind a wave of check-ins);
+jobs that fire together are recorded in a few short transactions, not one
+each; reconcile adds missing jobs in one transaction and wakes the scheduler
+once. The job store's connections commit without waiting for the disk
+(synchronous=NORMAL, still crash-safe in WAL mode): the jobs are derived
+from the patients and the delivery log, and reconcile rebuilds any that a
+power cut loses; the delivery log, which makes sending exactly-once, keeps
+full durability.
 """
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import pickle
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Optional
+from typing import AsyncIterator, Callable, Iterable, Optional, TypeVar
 from zoneinfo import ZoneInfo
 
-from aiolimiter import AsyncLimiter
+from apscheduler.job import Job
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
-from sqlalchemy import select, text
-from sqlalchemy.orm import Session, selectinload
+from apscheduler.triggers.date import DateTrigger
+from apscheduler.util import datetime_to_utc_timestamp
+from sqlalchemy import create_engine, event, insert, select, text
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, joinedload, selectinload, sessionmaker
+from sqlalchemy.pool import NullPool, QueuePool
 from telegram import Bot
 from telegram.error import TelegramError
 
 from aftercare import checkins
 from aftercare.protocol import Protocol
 from aftercare.store import db, deliveries, repository
-from aftercare.store.models import Patient, Treatment
+from aftercare.store.models import CheckinDelivery, Patient, Treatment
 from bot.context import BotContext, chat_for_sender
 from bot.rasa import RasaUnavailable
 from bot.sending import send
@@ -46,6 +70,10 @@ JOB_TABLE = "checkin_jobs"
 JOB_FUNCTION = "bot.checkin_service:checkin_due"
 RECONCILE_EVERY = timedelta(minutes=5)
 RASA_RETRY = timedelta(minutes=1)
+JOB_DEFAULTS = {"misfire_grace_time": None, "coalesce": True, "max_instances": 1}
+DB_THREADS = 6
+RECORD_CHUNK = 200  # check-ins recorded per transaction: the write lock is held briefly
+T = TypeVar("T")
 
 _active: Optional["CheckinService"] = None
 
@@ -123,30 +151,154 @@ def _settle(session: Session, protocol: Protocol, now: datetime,
     return wanted
 
 
+def _record_due(session: Session, protocol: Protocol, items: list[tuple[int, str]]) -> int:
+    """Record fired check-ins as due (those without a row yet); the number recorded."""
+    ids = sorted({treatment_id for treatment_id, _ in items})
+    treatments = {t.id: t for t in session.execute(
+        select(Treatment).options(joinedload(Treatment.patient))
+        .where(Treatment.id.in_(ids))).scalars()}
+    recorded = {(t, c) for t, c in session.execute(
+        select(CheckinDelivery.treatment_id, CheckinDelivery.checkin_id)
+        .where(CheckinDelivery.treatment_id.in_(ids)))}
+    rows = []
+    for treatment_id, checkin_id in items:
+        treatment = treatments.get(treatment_id)
+        if treatment is None or (treatment_id, checkin_id) in recorded:
+            continue
+        patient = treatment.patient
+        item = checkins.find(protocol, treatment.treated_at, ZoneInfo(patient.timezone),
+                             treatment.number_in_series, checkin_id)
+        if item is not None:
+            rows.append({"patient_id": patient.id, "treatment_id": treatment_id,
+                         "checkin_id": checkin_id, "due_at": item.due_at, "status": "due",
+                         "detail": None})
+    if not rows:
+        return 0
+    try:
+        with session.begin_nested():
+            session.execute(insert(CheckinDelivery), rows)
+    except IntegrityError:  # some were recorded meanwhile (a reconcile): one at a time
+        return sum(deliveries.record(session, **row) for row in rows)
+    return len(rows)
+
+
+class _Pacer:
+    """Check-in sends, evenly spaced at `rate` a second, and never more than
+    `burst` reaching Telegram in any one second.
+
+    Each send takes the next slot of a timetable and sleeps until it, so a late
+    wake-up (a busy event loop) does not push the later slots back (a leaky
+    bucket of one loses that delay every time: 27 a second instead of 28). A
+    send reaches Telegram between its slot and its end, so counting the sends
+    that ended in the last second and those still under way bounds what
+    Telegram sees in any second, however the requests bunch up on the way:
+    after a 429 the bot's rate limiter holds every request for a while, and
+    the queue behind it must not then leave at 30 a second into the next 429.
+    """
+
+    def __init__(self, rate_per_second: float, burst: Optional[int] = None) -> None:
+        self._interval = 1 / rate_per_second
+        self._burst = burst or math.floor(rate_per_second) + 1
+        self._next = 0.0
+        self._ended: deque[float] = deque()   # when recent sends ended
+        self._under_way = 0
+
+    @asynccontextmanager
+    async def turn(self) -> AsyncIterator[None]:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        slot = max(self._next, now)
+        self._next = slot + self._interval
+        while True:
+            if slot > now:
+                await asyncio.sleep(slot - now)
+                now = loop.time()
+            while self._ended and self._ended[0] <= now - 1.0:
+                self._ended.popleft()
+            if len(self._ended) + self._under_way < self._burst:
+                break
+            slot = self._ended[0] + 1.0 if self._ended else now + self._interval
+        self._under_way += 1
+        try:
+            yield
+        finally:
+            self._under_way -= 1
+            self._ended.append(loop.time())
+
+
+def _chunks(items: list, size: int) -> Iterable[list]:
+    for start in range(0, len(items), size):
+        yield items[start:start + size]
+
+
+def _pooled_engine(url: str, *, future: bool, pool_size: int,
+                   synchronous: Optional[str] = None) -> Engine:
+    """db.make_engine, with a connection pool for a SQLite file (SQLAlchemy 1.4
+    gives it none: every session would connect, set its pragmas and close)."""
+    engine = db.make_engine(url, future=future)
+    if engine.dialect.name != "sqlite":
+        return engine
+    if isinstance(engine.pool, NullPool):
+        engine.dispose()
+        engine = create_engine(url, future=future, poolclass=QueuePool, pool_size=pool_size,
+                               max_overflow=pool_size, pool_pre_ping=False,
+                               connect_args={"check_same_thread": False})
+        event.listen(engine, "connect", db._on_sqlite_connect)
+    if synchronous is not None:
+        def _synchronous(dbapi_connection, connection_record) -> None:
+            dbapi_connection.execute(f"PRAGMA synchronous={synchronous}")
+        event.listen(engine, "connect", _synchronous)
+    return engine
+
+
 class CheckinService:
     def __init__(self, ctx: BotContext, bot: Bot, *, rate_per_second: float = 28,
                  workers: int = 24) -> None:
         self.ctx = ctx
         self.bot = bot
-        self._engine = db.make_engine(ctx.settings.database_url, future=False)
-        self.scheduler = AsyncIOScheduler(
-            jobstores={"default": SQLAlchemyJobStore(engine=self._engine, tablename=JOB_TABLE)},
-            job_defaults={"misfire_grace_time": None, "coalesce": True, "max_instances": 1},
-            timezone=timezone.utc)
-        self._pace = AsyncLimiter(1, 1 / rate_per_second)  # evenly spaced, no bursts
+        url = ctx.settings.database_url
+        self._engine = _pooled_engine(url, future=False, pool_size=2, synchronous="NORMAL")
+        self._store = SQLAlchemyJobStore(engine=self._engine, tablename=JOB_TABLE)
+        self._db_engine = _pooled_engine(url, future=True, pool_size=DB_THREADS)
+        self._sessions = sessionmaker(bind=self._db_engine, future=True, expire_on_commit=False)
+        self._threads = ThreadPoolExecutor(DB_THREADS, thread_name_prefix="checkin-db")
+        self.scheduler = AsyncIOScheduler(jobstores={"default": self._store},
+                                          job_defaults=JOB_DEFAULTS, timezone=timezone.utc)
+        self._pace = _Pacer(rate_per_second)  # evenly spaced, no bursts
         self._slots = asyncio.Semaphore(workers)
         self._wake = asyncio.Event()
         self._inflight: set[int] = set()
         self._not_before: dict[int, datetime] = {}
         self._runner: Optional[asyncio.Task] = None
         self._tasks: set[asyncio.Task] = set()
+        self._arrived: list[tuple[int, str]] = []      # fired jobs not yet recorded
+        self._recorder: Optional[asyncio.Task] = None
+
+    async def _db(self, work: Callable[[Session], T]) -> T:
+        """Like ctx.db (work(session) in a worker thread, committed), on the
+        service's own pooled connections and threads."""
+        def run() -> T:
+            session = self._sessions()
+            try:
+                result = work(session)
+                session.commit()
+                return result
+            except BaseException:
+                session.rollback()
+                raise
+            finally:
+                session.close()
+        return await asyncio.get_running_loop().run_in_executor(self._threads, run)
+
+    async def _in_thread(self, work: Callable[[], T]) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._threads, work)
 
     # --- lifecycle ---------------------------------------------------------
 
     async def start(self) -> None:
         global _active
         _active = self
-        uncertain = await self.ctx.db(deliveries.mark_interrupted_uncertain)
+        uncertain = await self._db(deliveries.mark_interrupted_uncertain)
         if uncertain:
             logger.warning("%d check-in(s) were being sent when the bot stopped; marked "
                            "uncertain and not re-sent", uncertain)
@@ -157,14 +309,19 @@ class CheckinService:
     async def stop(self) -> None:
         """Stop taking new check-ins; let the ones being sent finish."""
         global _active
+        if self.scheduler.running:  # no more jobs fire (a job not fired yet stays scheduled)
+            self.scheduler.shutdown(wait=False)
+            await asyncio.sleep(0)  # AsyncIOScheduler shuts down at the loop's next turn
         if self._runner is not None:
             self._runner.cancel()
             await asyncio.gather(self._runner, return_exceptions=True)
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self.scheduler.running:
-            self.scheduler.shutdown(wait=False)
+        while self._recorder is not None and not self._recorder.done():
+            await asyncio.gather(self._recorder, return_exceptions=True)
+        self._threads.shutdown(wait=True)
         self._engine.dispose()
+        self._db_engine.dispose()
         if _active is self:
             _active = None
 
@@ -179,9 +336,13 @@ class CheckinService:
         """Bring jobs and the delivery log in line with the patients; returns
         the number of jobs added."""
         protocol, now = self.ctx.protocol, self.ctx.now()
-        wanted = await self.ctx.db(lambda s: _settle(s, protocol, now, patient_id))
-        added = await asyncio.to_thread(self._sync_jobs, wanted, patient_id)
+        started = time.monotonic()
+        wanted = await self._db(lambda s: _settle(s, protocol, now, patient_id))
+        added = await self._in_thread(lambda: self._sync_jobs(wanted, patient_id))
         self._wake.set()
+        if added:
+            logger.info("reconcile: %d check-in job(s) added, %d wanted, in %.1f s", added,
+                        len(wanted), time.monotonic() - started)
         return added
 
     async def schedule_patient(self, patient_id: int) -> None:
@@ -189,12 +350,12 @@ class CheckinService:
 
     async def unschedule_patient(self, patient_id: int) -> None:
         """Remove the jobs of a patient who is gone (erased) or blocked the bot."""
-        prefixes = await self.ctx.db(lambda s: [
+        prefixes = await self._db(lambda s: [
             f"checkin:{t.id}:" for t in s.execute(
                 select(Treatment).where(Treatment.patient_id == patient_id)).scalars()])
         if not prefixes:  # erased already: find the jobs by what they carry
-            return await asyncio.to_thread(self._remove_orphans)
-        for job in await asyncio.to_thread(self._job_ids):
+            return await self._in_thread(self._remove_orphans)
+        for job in await self._in_thread(self._job_ids):
             if job.startswith(tuple(prefixes)):
                 self._remove(job)
 
@@ -217,35 +378,61 @@ class CheckinService:
 
     def _sync_jobs(self, wanted: dict[str, _Job], patient_id: Optional[int]) -> int:
         existing = {j for j in self._job_ids() if j.startswith("checkin:")}
-        for job in wanted.values():
-            if job.id not in existing:
-                self.scheduler.add_job(JOB_FUNCTION, "date", run_date=job.run_at, id=job.id,
-                                       args=[job.treatment_id, job.checkin_id],
-                                       replace_existing=True)
+        missing = [job for key, job in wanted.items() if key not in existing]
+        if missing:
+            self._add_jobs(missing)
         if patient_id is None:  # a full pass: drop jobs that no longer apply
             for stale in existing - set(wanted):
                 self._remove(stale)
-        return len(set(wanted) - existing)
+        return len(missing)
+
+    def _add_jobs(self, jobs: list[_Job]) -> None:
+        """The jobs scheduler.add_job would store, written in one transaction,
+        then one wake-up of the scheduler (add_job commits and wakes it once per
+        job: minutes for a clinic's worth of patients). If one of them appeared
+        meanwhile, fall back to add_job, which replaces it."""
+        now = datetime.now(timezone.utc)
+
+        def row(job: _Job) -> dict:
+            trigger = DateTrigger(run_date=job.run_at, timezone=timezone.utc)
+            apjob = Job(self.scheduler, id=job.id, func=JOB_FUNCTION, trigger=trigger,
+                        executor="default", args=(job.treatment_id, job.checkin_id),
+                        kwargs={}, next_run_time=trigger.get_next_fire_time(None, now),
+                        **JOB_DEFAULTS)
+            return {"id": apjob.id,
+                    "next_run_time": datetime_to_utc_timestamp(apjob.next_run_time),
+                    "job_state": pickle.dumps(apjob.__getstate__(), self._store.pickle_protocol)}
+
+        try:
+            with self._engine.begin() as connection:
+                for chunk in _chunks(jobs, 5000):  # built a chunk at a time: less memory
+                    connection.execute(self._store.jobs_t.insert(), [row(j) for j in chunk])
+        except IntegrityError:
+            for job in jobs:
+                self.scheduler.add_job(JOB_FUNCTION, "date", run_date=job.run_at, id=job.id,
+                                       args=[job.treatment_id, job.checkin_id],
+                                       replace_existing=True)
+            return
+        if self.scheduler.running:
+            self.scheduler.wakeup()
 
     # --- delivery ----------------------------------------------------------
 
     async def on_due(self, treatment_id: int, checkin_id: str) -> None:
+        """Record the check-in as due (once, however often its job runs). Jobs
+        that fire together are recorded together; this returns once it is."""
+        self._arrived.append((treatment_id, checkin_id))
+        if self._recorder is None or self._recorder.done():
+            self._recorder = asyncio.create_task(self._record_arrived(), name="checkin-recorder")
+        await asyncio.shield(self._recorder)
+
+    async def _record_arrived(self) -> None:
         protocol = self.ctx.protocol
-
-        def record(session: Session) -> bool:
-            treatment = session.get(Treatment, treatment_id)
-            if treatment is None:
-                return False
-            patient = treatment.patient
-            item = checkins.find(protocol, treatment.treated_at, ZoneInfo(patient.timezone),
-                                 treatment.number_in_series, checkin_id)
-            if item is None:
-                return False
-            return deliveries.record(session, patient_id=patient.id, treatment_id=treatment_id,
-                                     checkin_id=checkin_id, due_at=item.due_at)
-
-        if await self.ctx.db(record):
-            self._wake.set()
+        while self._arrived:
+            batch, self._arrived = list(dict.fromkeys(self._arrived)), []
+            for chunk in _chunks(batch, RECORD_CHUNK):
+                if await self._db(lambda s, c=chunk: _record_due(s, protocol, c)):
+                    self._wake.set()
 
     async def _run(self) -> None:
         next_reconcile = self.ctx.now() + RECONCILE_EVERY
@@ -255,7 +442,7 @@ class CheckinService:
             if now >= next_reconcile:
                 await self.reconcile()
                 next_reconcile = now + RECONCILE_EVERY
-            rows = await self.ctx.db(lambda s: [
+            rows = await self._db(lambda s: [
                 _Delivery(r.id, r.treatment_id, r.checkin_id) for r in deliveries.due(s)])
             for row in rows:
                 if row.id in self._inflight or self._not_before.get(row.id, now) > now:
@@ -287,7 +474,8 @@ class CheckinService:
     def _prepare(self, session: Session, row: _Delivery) -> tuple:
         """Decide what to do with a due check-in, and claim it if it is to be sent."""
         now, protocol = self.ctx.now(), self.ctx.protocol
-        treatment = session.get(Treatment, row.treatment_id)
+        treatment = session.get(Treatment, row.treatment_id, options=[
+            joinedload(Treatment.patient).selectinload(Patient.treatments)])
         patient = treatment.patient if treatment else None
         if patient is None or patient.sender_id is None:
             return ("skip", "the patient's record is gone")
@@ -315,11 +503,11 @@ class CheckinService:
         return ("send", patient.id, patient.sender_id, chat_id, item.day)
 
     async def _deliver(self, row: _Delivery) -> None:
-        decision = await self.ctx.db(lambda s: self._prepare(s, row))
+        decision = await self._db(lambda s: self._prepare(s, row))
         action = decision[0]
         if action in ("skip", "fail"):
             status = "skipped" if action == "skip" else "failed"
-            await self.ctx.db(lambda s: deliveries.finish(s, row.id, status, decision[1]))
+            await self._db(lambda s: deliveries.finish(s, row.id, status, decision[1]))
             logger.info("check-in %s %s: %s", row.id, status, decision[1])
             return
         if action == "defer":
@@ -333,23 +521,23 @@ class CheckinService:
             replies = await self.ctx.rasa.trigger(
                 sender_id, "EXTERNAL_checkin", {"checkin": row.checkin_id, "day": day})
         except RasaUnavailable as exc:
-            await self.ctx.db(lambda s: deliveries.release(s, row.id, "assistant unavailable"))
+            await self._db(lambda s: deliveries.release(s, row.id, "assistant unavailable"))
             self._not_before[row.id] = self.ctx.now() + RASA_RETRY
             logger.error("check-in %s waits: %s", row.id, exc)
             return
-        await self._pace.acquire()
         try:
-            reached = await send(self.ctx, self.bot, chat_id,
-                                 [(r.text, r.buttons) for r in replies], kind="checkin",
-                                 patient_id=patient_id)
+            async with self._pace.turn():
+                reached = await send(self.ctx, self.bot, chat_id,
+                                     [(r.text, r.buttons) for r in replies], kind="checkin",
+                                     patient_id=patient_id)
         except TelegramError as exc:
-            await self.ctx.db(lambda s: deliveries.finish(s, row.id, "failed",
-                                                          f"Telegram: {type(exc).__name__}"))
+            await self._db(lambda s: deliveries.finish(s, row.id, "failed",
+                                                       f"Telegram: {type(exc).__name__}"))
             logger.error("check-in %s failed: %s", row.id, type(exc).__name__)
             return
         if not reached:
-            await self.ctx.db(lambda s: deliveries.finish(s, row.id, "failed",
-                                                          "the patient blocked the bot"))
+            await self._db(lambda s: deliveries.finish(s, row.id, "failed",
+                                                       "the patient blocked the bot"))
             await self.unschedule_patient(patient_id)
             return
-        await self.ctx.db(lambda s: deliveries.finish(s, row.id, "sent"))
+        await self._db(lambda s: deliveries.finish(s, row.id, "sent"))
