@@ -67,7 +67,8 @@ from aftercare.store.models import Patient, Treatment  # noqa: E402
 from tests.support.fake_telegram import FakeTelegramServer  # noqa: E402
 
 TOKEN = "123456:BENCH-token"
-RASA_PORT, ACTIONS_PORT = 5605, 5655
+RASA_PORT = int(os.environ.get("BENCH_RASA_PORT", "5605"))
+ACTIONS_PORT = int(os.environ.get("BENCH_ACTIONS_PORT", "5655"))
 RASA_URL = f"http://127.0.0.1:{RASA_PORT}"
 ACTION_SERVER_URL = f"http://127.0.0.1:{ACTIONS_PORT}/webhook"
 PATIENT_TZ = "Europe/London"
@@ -377,6 +378,28 @@ def single_message_questions(telegram: FakeTelegramServer, chat: int) -> list[st
     return kept
 
 
+def rasa_direct(url: str, questions: list[str], count: int, chats: int) -> list[float]:
+    """Milliseconds per reply from Rasa's REST channel for enrolled patients of
+    our own (not the bot's chats), one message at a time."""
+    import httpx
+
+    senders = [f"tg-{c}" for c in enrol_patients(
+        url, chats, datetime.now(timezone.utc) - timedelta(hours=20), first_index=800_000)]
+    latencies = []
+    with httpx.Client(timeout=60) as client:
+        for sender in senders:
+            client.post(f"{RASA_URL}/webhooks/rest/webhook",
+                        json={"sender": sender, "message": "hello"}).raise_for_status()
+        for i in range(count):
+            started = time.perf_counter()
+            client.post(f"{RASA_URL}/webhooks/rest/webhook",
+                        json={"sender": senders[i % chats],
+                              "message": questions[i % len(questions)],
+                              "metadata": {"channel": "telegram"}}).raise_for_status()
+            latencies.append((time.perf_counter() - started) * 1000)
+    return latencies
+
+
 def part_latency(work: Path, args) -> list[tuple[str, str]]:
     log("latency: setting up")
     url = new_database(work, "latency")
@@ -406,6 +429,9 @@ def part_latency(work: Path, args) -> list[tuple[str, str]]:
             alone = [patients.ask(solo[i % len(solo)], questions[i % len(questions)]) * 1000
                      for i in range(args.solo_messages)]
             time.sleep(2)
+            # The assistant's share: the same messages straight to Rasa's REST channel,
+            # as other enrolled patients (so every conversation is as long as above).
+            direct = rasa_direct(url, questions, args.solo_messages, len(solo))
 
             log(f"latency: {crowd} patients writing at once, {args.crowd_messages} each")
 
@@ -434,6 +460,9 @@ def part_latency(work: Path, args) -> list[tuple[str, str]]:
         (f"reply latency, one message at a time ({len(alone)} messages over {len(solo)} "
          "patients), p50 / p95",
          f"{statistics.median(alone):.0f} ms / {percentile(alone, 0.95):.0f} ms"),
+        ("of which the assistant: the same messages straight to Rasa's REST channel, "
+         "p50 / p95",
+         f"{statistics.median(direct):.0f} ms / {percentile(direct, 0.95):.0f} ms"),
         (f"reply latency, {crowd} patients writing at once ({len(together)} messages, "
          f"{args.think_seconds:g} s pause after each answer, {rpm:.1f} answered/s), p50 / p95",
          f"{statistics.median(together):.0f} ms / {percentile(together, 0.95):.0f} ms"),
@@ -567,8 +596,8 @@ def run_wave(work: Path, args, label: str, kill: Optional[int] = None,
                 used = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
                 wave.cpu_ms = {name: seconds * 1000 / len(chats) for name, seconds in used.items()}
                 wall = time.monotonic() - wall_before
-                wave.other_cores = (machine_busy_seconds() - busy_before - sum(used.values())) \
-                    / wall
+                wave.other_cores = max(0.0, (machine_busy_seconds() - busy_before
+                                             - sum(used.values())) / wall)
         finally:
             bot.stop()
         sent = [m for m in telegram.sent_messages() if m.chat_id in set(chats)]
