@@ -23,9 +23,11 @@ ACTOR_MAX = 255
 EMAIL_MAX = 254
 DIRECTIONS = ("in", "out")
 MESSAGE_KINDS = ("text", "photo", "checkin", "clinic", "notice")
-MESSAGE_STATUSES = ("answered", "unanswered", "held")
+MESSAGE_STATUSES = ("answered", "unanswered", "held", "handed_off")
 PHOTO_STATUSES = ("awaiting_consent", "kept")
-DELIVERY_STATUSES = ("due", "sending", "sent", "skipped", "failed", "uncertain")
+DELIVERY_STATUSES = ("due", "claimed", "sending", "sent", "skipped", "failed", "uncertain")
+STAFF_POST_KINDS = ("alert", "reminder", "photo", "reply_prompt", "patient", "closure")
+REPLY_STATUSES = ("pending", "sent", "failed")
 NAME_MAX = 200
 
 # Fixed constraint names, so SQLite batch migrations can find them later.
@@ -142,6 +144,12 @@ class Escalation(Base):
     note = Column(Text, nullable=True)
     acknowledged_at = Column(UTCDateTime, nullable=True)
     acknowledged_by = Column(String(ACTOR_MAX), nullable=True)
+    # The staff group: first alert posted, latest alert or reminder, the patient
+    # told a person has taken over, the closure posted (and the patient handed back).
+    alerted_at = Column(UTCDateTime, nullable=True)
+    last_alert_at = Column(UTCDateTime, nullable=True)
+    handoff_notified_at = Column(UTCDateTime, nullable=True)
+    closure_posted_at = Column(UTCDateTime, nullable=True)
 
     patient = relationship("Patient", back_populates="escalations")
     events = relationship(
@@ -195,6 +203,64 @@ class Staff(Base):
 
     def __repr__(self) -> str:  # no email, never the hash
         return f"<Staff id={self.id}{' disabled' if self.disabled_at else ''}>"
+
+
+class StaffSession(Base):
+    """A signed-in review-page session. Only the token's sha256 is kept; the
+    CSRF token is bound to the session."""
+    __tablename__ = "staff_sessions"
+
+    id = Column(Integer, primary_key=True)
+    staff_id = Column(Integer, ForeignKey("staff.id", ondelete="CASCADE"), nullable=False,
+                      index=True)
+    token_hash = Column(String(64), nullable=False, unique=True)
+    csrf_token = Column(String(64), nullable=False)
+    created_at = Column(UTCDateTime, nullable=False, default=utc_now)
+    expires_at = Column(UTCDateTime, nullable=False)
+
+    def __repr__(self) -> str:  # never a token
+        return f"<StaffSession id={self.id} staff_id={self.staff_id}>"
+
+
+class StaffPost(Base):
+    """A message the bot posted in the staff group about an escalation, so a
+    staff member's Telegram reply to it can be tied to the escalation."""
+    __tablename__ = "staff_posts"
+    __table_args__ = (
+        UniqueConstraint("chat_id", "message_id", name="uq_staff_posts_chat_message"),
+        CheckConstraint(_in("kind", STAFF_POST_KINDS), name="kind"),
+    )
+
+    id = Column(Integer, primary_key=True)
+    escalation_id = Column(
+        Integer, ForeignKey("escalations.id", ondelete="CASCADE"), nullable=False, index=True)
+    chat_id = Column(BigInteger, nullable=False)
+    message_id = Column(BigInteger, nullable=False)
+    kind = Column(String(16), nullable=False)
+    created_at = Column(UTCDateTime, nullable=False, default=utc_now)
+
+    def __repr__(self) -> str:
+        return f"<StaffPost escalation={self.escalation_id} {self.kind}>"
+
+
+class StaffReply(Base):
+    """A reply from the clinic to the patient of an escalation, waiting for the
+    bot to send it (from the staff group or the review page)."""
+    __tablename__ = "staff_replies"
+    __table_args__ = (CheckConstraint(_in("status", REPLY_STATUSES), name="status"),)
+
+    id = Column(Integer, primary_key=True)
+    escalation_id = Column(
+        Integer, ForeignKey("escalations.id", ondelete="CASCADE"), nullable=False)
+    actor = Column(String(ACTOR_MAX), nullable=False)
+    text = Column(Text, nullable=False)
+    status = Column(String(16), nullable=False, default="pending", index=True)
+    detail = Column(String(255), nullable=True)  # why it failed; no health data
+    created_at = Column(UTCDateTime, nullable=False, default=utc_now)
+    sent_at = Column(UTCDateTime, nullable=True)
+
+    def __repr__(self) -> str:  # no text
+        return f"<StaffReply id={self.id} escalation={self.escalation_id} {self.status}>"
 
 
 class EnrolmentCode(Base):
