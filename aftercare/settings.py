@@ -40,6 +40,13 @@ class Settings:
     telegram_webhook_secret: str | None = None
     telegram_webhook_listen: str = "127.0.0.1"
     telegram_webhook_port: int = 8443
+    # The clinic's staff group: escalation alerts go there (None: not configured).
+    telegram_staff_chat_id: int | None = None
+    # The staff review page: bound to localhost unless told otherwise.
+    review_host: str = "127.0.0.1"
+    review_port: int = 8080
+    review_session_hours: float = 8.0
+    review_secure_cookie: bool = False  # set when served over HTTPS (behind a proxy)
 
 
 class SettingsError(ValueError):
@@ -50,6 +57,26 @@ def _port(value: str, name: str) -> int:
     if not value.isdigit() or not 0 < int(value) < 65536:
         raise SettingsError(f"{name} must be a port number (1-65535), got {value!r}")
     return int(value)
+
+
+def _chat_id(value: str | None, name: str) -> int | None:
+    if not value:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        raise SettingsError(f"{name} must be a Telegram chat id (a whole number such as "
+                            f"-1001234567890), got {value!r}") from None
+
+
+def _positive(value: str, name: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not number > 0:
+        raise SettingsError(f"{name} must be a positive number, got {value!r}")
+    return number
 
 
 def get_settings() -> Settings:
@@ -74,4 +101,10 @@ def get_settings() -> Settings:
         telegram_webhook_secret=env("TELEGRAM_WEBHOOK_SECRET") or None,
         telegram_webhook_listen=env("TELEGRAM_WEBHOOK_LISTEN", "127.0.0.1"),
         telegram_webhook_port=_port(env("TELEGRAM_WEBHOOK_PORT", "8443"), "TELEGRAM_WEBHOOK_PORT"),
+        telegram_staff_chat_id=_chat_id(env("TELEGRAM_STAFF_CHAT_ID"), "TELEGRAM_STAFF_CHAT_ID"),
+        review_host=env("AFTERCARE_REVIEW_HOST", "127.0.0.1"),
+        review_port=_port(env("AFTERCARE_REVIEW_PORT", "8080"), "AFTERCARE_REVIEW_PORT"),
+        review_session_hours=_positive(env("AFTERCARE_REVIEW_SESSION_HOURS", "8"),
+                                       "AFTERCARE_REVIEW_SESSION_HOURS"),
+        review_secure_cookie=env("AFTERCARE_REVIEW_SECURE_COOKIE", "") in ("1", "true", "yes"),
     )

@@ -16,7 +16,7 @@ from typing import List, Optional
 from sqlalchemy import case, select
 from sqlalchemy.orm import Session
 
-from aftercare.store.models import ACTOR_MAX, Escalation, EscalationEvent
+from aftercare.store.models import ACTOR_MAX, Escalation, EscalationEvent, StaffReply
 from aftercare.store.repository import StoreError, _check_aware
 
 # Most pressing first: a patient asking for a person comes before routine.
@@ -173,3 +173,30 @@ def all_escalations(session: Session) -> List[Escalation]:
     resolved = (select(Escalation).where(Escalation.status == "resolved")
                 .order_by(Escalation.created_at.desc(), Escalation.id.desc()))
     return open_escalations(session) + list(session.execute(resolved).scalars())
+
+
+def queue_reply(session: Session, escalation_id: int, actor: str, text: str,
+                now: datetime) -> StaffReply:
+    """A reply from the clinic for the bot to send to the patient (it is on the
+    timeline at once; the bot marks it sent or failed)."""
+    event = record_reply(session, escalation_id, actor, text, now)
+    reply = StaffReply(escalation_id=escalation_id, actor=event.actor, text=event.note,
+                       status="pending", created_at=now)
+    session.add(reply)
+    session.flush()
+    return reply
+
+
+def pending_replies(session: Session, limit: int = 50) -> List[StaffReply]:
+    query = (select(StaffReply).where(StaffReply.status == "pending")
+             .order_by(StaffReply.id).limit(limit))
+    return list(session.execute(query).scalars())
+
+
+def in_handoff(session: Session, sender_id: str) -> Optional[Escalation]:
+    """The escalation a person is handling for this conversation (acknowledged,
+    not resolved), or None: while there is one, the assistant stays quiet."""
+    query = (select(Escalation)
+             .where(Escalation.sender_id == sender_id, Escalation.status == "acknowledged")
+             .order_by(Escalation.acknowledged_at.desc(), Escalation.id.desc()).limit(1))
+    return session.execute(query).scalars().first()
