@@ -159,7 +159,7 @@ class Escalation(_Strict):
 
     @validator("realert_minutes")
     def _levels(cls, value: Dict[str, int]) -> Dict[str, int]:
-        unknown = set(value) - {"emergency", "urgent", "routine"}
+        unknown = set(value) - {"emergency", "urgent", "routine", "human"}
         if unknown:
             raise ValueError(f"unknown level(s) {sorted(unknown)}")
         if any(minutes <= 0 for minutes in value.values()):

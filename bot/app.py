@@ -3,8 +3,9 @@
     application = build_application(settings)
     run(application, settings)     # long polling, or a webhook if configured
 
-post_init starts the check-in service once the bot is connected; post_stop
-stops it before the application shuts down, so Ctrl-C ends cleanly.
+post_init starts the check-in service and the staff relay once the bot is
+connected; post_stop stops them before the application shuts down, so Ctrl-C
+ends cleanly.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from bot.checkin_service import CheckinService
 from bot.context import BotContext, Clock, utc_now
 from bot.handlers import add_handlers
 from bot.rasa import RasaClient
+from bot.staff_relay import StaffRelay
 
 logger = logging.getLogger(__name__)
 
@@ -76,6 +78,9 @@ async def _post_init(application: Application) -> None:
         "checkin_rate"])
     application.bot_data["checkins"] = service
     await service.start()
+    relay = StaffRelay(ctx, application.bot)
+    application.bot_data["staff_relay"] = relay
+    await relay.start()
     services = application.bot_data.get("services")
     if services:
         application.bot_data["watchdog"] = asyncio.create_task(
@@ -101,6 +106,9 @@ async def _post_stop(application: Application) -> None:
     watchdog: Optional[asyncio.Task] = application.bot_data.pop("watchdog", None)
     if watchdog is not None:
         watchdog.cancel()
+    relay: Optional[StaffRelay] = application.bot_data.get("staff_relay")
+    if relay is not None:
+        await relay.stop()
     service: Optional[CheckinService] = application.bot_data.get("checkins")
     if service is not None:
         await service.stop()

@@ -20,13 +20,16 @@ from telegram.ext import (
 from aftercare import enrolment
 from aftercare.recovery import recovery_day
 from aftercare.store import chats, repository
-from aftercare.store.models import Patient
+from aftercare.store.models import Patient, Photo
 from bot.checkin_service import CheckinService
 from bot.context import BotContext, sender_for_chat
+from bot.handoff import handoff_escalation, pass_to_person
 from bot.rasa import RasaUnavailable, Reply
 from bot.responses import BotText, button_payloads
 from bot.safety import check_without_assistant
 from bot.sending import send, send_text
+from bot.staff_handlers import add_staff_handlers
+from bot.staff_relay import StaffRelay
 
 logger = logging.getLogger(__name__)
 
@@ -49,6 +52,10 @@ def _ctx(context: ContextTypes.DEFAULT_TYPE) -> BotContext:
 
 def _checkins(context: ContextTypes.DEFAULT_TYPE) -> CheckinService:
     return context.application.bot_data["checkins"]
+
+
+def _staff_relay(context: ContextTypes.DEFAULT_TYPE) -> StaffRelay:
+    return context.application.bot_data["staff_relay"]
 
 
 def _private_chat(update: Update) -> Optional[int]:
@@ -88,6 +95,10 @@ async def converse(context: ContextTypes.DEFAULT_TYPE, chat_id: int, text: str,
         if not ctx.flood.allow(chat_id):
             await _hold(context, chat_id, message_id, text)
             return
+        handoff = await handoff_escalation(ctx, sender_id)
+        if handoff is not None:
+            await pass_to_person(context, chat_id, message_id, text, handoff)
+            return
         try:
             replies = await ctx.rasa.send(sender_id, text, metadata={"channel": "telegram"})
         except RasaUnavailable as exc:
@@ -96,6 +107,7 @@ async def converse(context: ContextTypes.DEFAULT_TYPE, chat_id: int, text: str,
             return
         await ctx.db(lambda s: chats.set_message_status(s, message_id, "answered"))
         await send(ctx, context.bot, chat_id, [(r.text, r.buttons) for r in replies])
+    _staff_relay(context).wake()  # the turn may have written an escalation
 
 
 async def _answer_without_assistant(context: ContextTypes.DEFAULT_TYPE, chat_id: int,
@@ -106,6 +118,7 @@ async def _answer_without_assistant(context: ContextTypes.DEFAULT_TYPE, chat_id:
     replies = [safety] if safety else []
     replies.append(ctx.text("utter_telegram_trouble"))
     await send(ctx, context.bot, chat_id, [(r.text, r.buttons) for r in replies], kind="notice")
+    _staff_relay(context).wake()
 
 
 async def _hold(context: ContextTypes.DEFAULT_TYPE, chat_id: int, message_id: int,
@@ -121,6 +134,7 @@ async def _hold(context: ContextTypes.DEFAULT_TYPE, chat_id: int, message_id: in
     if replies:
         await send(ctx, context.bot, chat_id, [(r.text, r.buttons) for r in replies],
                    kind="notice")
+    _staff_relay(context).wake()
 
 
 def _as_words(text: str) -> str:
@@ -312,9 +326,10 @@ async def _keep_photo(context: ContextTypes.DEFAULT_TYPE, chat_id: int, patient:
     if content is None:
         await _reply(context, chat_id, ctx.text("utter_telegram_photo_too_large"))
         return
-    await ctx.db(lambda s: chats.add_photo(s, s.merge(patient), file_id=file_id,
-                                           caption=caption or None, content=content,
-                                           status="kept"))
+    photo_id = await ctx.db(lambda s: chats.add_photo(
+        s, s.merge(patient), file_id=file_id, caption=caption or None, content=content,
+        status="kept").id)
+    await _staff_relay(context).forward_patient_photo(sender_for_chat(chat_id), photo_id)
     await ctx.db(lambda s: chats.log_message(s, sender_id=sender_for_chat(chat_id),
                                              direction="in", kind="photo",
                                              text=caption, status="answered"))
@@ -341,21 +356,24 @@ async def _photo_consent(context: ContextTypes.DEFAULT_TYPE, chat_id: int, keep:
     if not keep:
         await _reply(context, chat_id, ctx.text("utter_telegram_photo_discarded"))
         return
+    kept = []
     for photo_id, file_id, _caption in pending:
         content = await _download(context, file_id)
 
-        def store(session, photo_id=photo_id, content=content) -> None:
-            from aftercare.store.models import Photo
-
+        def store(session, photo_id=photo_id, content=content) -> bool:
             photo = session.get(Photo, photo_id)
             if photo is None:
-                return
+                return False
             if content is None:
                 session.delete(photo)
-            else:
-                chats.keep_photo(session, photo, content)
-        await ctx.db(store)
+                return False
+            chats.keep_photo(session, photo, content)
+            return True
+        if await ctx.db(store):
+            kept.append(photo_id)
     await _reply(context, chat_id, ctx.text("utter_telegram_photo_kept"))
+    for photo_id in kept:
+        await _staff_relay(context).forward_patient_photo(sender_for_chat(chat_id), photo_id)
 
 
 async def on_other_media(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -412,6 +430,7 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 def add_handlers(application: Application) -> None:
     application.bot_data["button_payloads"] = button_payloads()
+    add_staff_handlers(application, application.bot_data["ctx"].settings.telegram_staff_chat_id)
     private = filters.ChatType.PRIVATE
     application.add_handler(CommandHandler("start", on_start, filters=private))
     application.add_handler(CommandHandler("help", on_help, filters=private))

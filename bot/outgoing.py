@@ -28,11 +28,16 @@ def split_text(text: str, limit: int = MAX_MESSAGE_CHARS) -> list[str]:
     while len(text) > limit:
         window = text[:limit + 1]
         cut = -1
-        for separator in ("\n\n", "\n", ". ", "! ", "? ", " "):
-            position = window.rfind(separator, 0, limit)
-            if position > 0:
-                # Keep a sentence's closing punctuation with it.
-                cut = position + 1 if separator[0] in ".!?" else position
+        # A paragraph break near the start would leave a stub of a message (a
+        # heading alone): a later sentence or word boundary is better then.
+        for floor in (limit // 2, 0):
+            for separator in ("\n\n", "\n", ". ", "! ", "? ", " "):
+                position = window.rfind(separator, 0, limit)
+                if position > floor:
+                    # Keep a sentence's closing punctuation with it.
+                    cut = position + 1 if separator[0] in ".!?" else position
+                    break
+            if cut > 0:
                 break
         if cut <= 0:
             cut = limit

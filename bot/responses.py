@@ -42,6 +42,9 @@ BOT_RESPONSES = frozenset({
     "utter_telegram_flood",            # too many messages at once: kept for the team
     "utter_telegram_unknown_command",
     "utter_telegram_button_expired",
+    "utter_telegram_handoff_started",  # a person at the clinic has taken over the chat
+    "utter_telegram_handed_back",      # they resolved it: the assistant is back
+    "utter_telegram_clinic_reply",     # a staff reply, {reply}, marked as from the clinic
 })
 
 

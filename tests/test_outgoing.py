@@ -44,3 +44,10 @@ def test_buttons_with_overlong_payloads_are_left_out() -> None:
     markup = keyboard([Button("ok", "/ok"), Button("bad", "/" + "x" * 80)])
     assert [row[0].text for row in markup.inline_keyboard] == ["ok"]
     assert keyboard([Button("bad", "/" + "x" * 80)]) is None
+
+
+def test_a_heading_is_not_left_alone_in_a_message_of_its_own():
+    body = " ".join(f"Sentence {i} of the answer." for i in range(400))
+    pieces = split_text("Message from the clinic:\n\n" + body)
+    assert pieces[0].startswith("Message from the clinic:") and len(pieces[0]) > 2000
+    assert all(len(p) <= 4096 for p in pieces)

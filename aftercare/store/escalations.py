@@ -107,6 +107,9 @@ def reopen(session: Session, escalation_id: int, actor: str, now: datetime) -> E
     escalation.resolved_at = None
     escalation.acknowledged_at = escalation.acknowledged_at or now
     escalation.acknowledged_by = escalation.acknowledged_by or actor
+    # The patient is told again that a person has it; the next resolve is posted again.
+    escalation.handoff_notified_at = None
+    escalation.closure_posted_at = None
     _event(session, escalation, "reopened", actor, now)
     return escalation
 

@@ -44,6 +44,7 @@ _INT_FIELDS = frozenset({
 _FLOAT_FIELDS = frozenset({"timeout"})
 _BOOL_FIELDS = frozenset({
     "drop_pending_updates", "show_alert", "disable_notification", "protect_content",
+    "allow_sending_without_reply",
 })
 MAX_TEXT_LENGTH = 4096
 MAX_CAPTION_LENGTH = 1024
@@ -136,6 +137,7 @@ class FakeTelegramServer:
         self._commands: dict[str, list[Any]] = {}
         self._faults: list[_Fault] = []
         self._blocked: set[int] = set()
+        self._members: dict[int, set[int]] = collections.defaultdict(set)  # group -> user ids
         self._limits: tuple[int | None, int | None] | None = None
         self._limit_retry_after = 1
         self._window: collections.deque[float] = collections.deque()
@@ -410,6 +412,16 @@ class FakeTelegramServer:
                    "chat": self._chat_json(chat_id), "date": int(time.time()), **content}
         if markup and "inline_keyboard" in markup:  # Telegram only echoes inline keyboards
             message["reply_markup"] = markup
+        reply = p.get("reply_parameters") or {}
+        reply_to = reply.get("message_id", p.get("reply_to_message_id"))
+        if reply_to is not None:
+            replied = self._messages.get((chat_id, reply_to))
+            if replied is not None:
+                message["reply_to_message"] = {k: v for k, v in replied.items()
+                                               if k != "reply_to_message"}
+            elif not (reply.get("allow_sending_without_reply")
+                      or p.get("allow_sending_without_reply")):
+                raise ApiError(400, "Bad Request: message to be replied not found")
         self._messages[(chat_id, message["message_id"])] = message
         text = content.get("text", content.get("caption"))
         self._sent.append(SentMessage(chat_id, text, markup, message["message_id"], now, method,
@@ -519,6 +531,14 @@ class FakeTelegramServer:
     def _api_getmycommands(self, p: dict[str, Any]) -> list[Any]:
         return self._commands.get(self._commands_key(p), [])
 
+    def _api_getchatmember(self, p: dict[str, Any]) -> dict[str, Any]:
+        chat_id, user_id = self._chat_id(p), p.get("user_id")
+        if not isinstance(user_id, int):
+            raise ApiError(400, "Bad Request: invalid user_id specified")
+        user = {"id": user_id, "is_bot": False, "first_name": "User"}
+        status = "member" if user_id in self._members.get(chat_id, ()) else "left"
+        return {"status": status, "user": user}
+
     def _api_close(self, p: dict[str, Any]) -> bool:
         return True
 
@@ -542,6 +562,15 @@ class FakeTelegramServer:
         with self._lock:
             self._faults.append(_Fault(method.lower() if method != "*" else "*", kind, times,
                                        retry_after, chat_id, status))
+
+    def add_member(self, chat_id: int, user_id: int) -> None:
+        """getChatMember answers "member" for this user in this group (else "left")."""
+        with self._lock:
+            self._members[chat_id].add(user_id)
+
+    def remove_member(self, chat_id: int, user_id: int) -> None:
+        with self._lock:
+            self._members[chat_id].discard(user_id)
 
     def block_chat(self, chat_id: int) -> None:
         """Every call carrying this chat_id answers 403 until ``unblock_chat``."""
@@ -588,7 +617,7 @@ class FakeTelegramServer:
     def _incoming(self, chat_id: int, content: dict[str, Any], *, user_id: int | None = None,
                   first_name: str = "Pat", username: str | None = None,
                   chat_type: str = "private", kind: str = "message",
-                  message_id: int | None = None) -> int:
+                  message_id: int | None = None, reply_to: int | None = None) -> int:
         user = {"id": user_id or (chat_id if chat_type == "private" else 424242),
                 "is_bot": False, "first_name": first_name}
         chat: dict[str, Any] = {"id": chat_id, "type": chat_type}
@@ -602,11 +631,18 @@ class FakeTelegramServer:
             self._chats[chat_id] = chat
             message = {"message_id": message_id or next(self._message_ids), "from": user,
                        "chat": chat, "date": int(time.time()), **content}
+            if reply_to is not None:  # a snapshot of the message replied to, as Telegram sends
+                replied = self._messages.get((chat_id, reply_to))
+                if replied is None:
+                    raise ValueError(f"no message {reply_to} in chat {chat_id} to reply to")
+                message["reply_to_message"] = {k: v for k, v in replied.items()
+                                               if k != "reply_to_message"}
             self._messages[(chat_id, message["message_id"])] = message
         return self.push_update({kind: message})
 
     def push_message(self, chat_id: int, text: str, **who: Any) -> int:
-        """A text message from a user (keywords: user_id, first_name, username, chat_type)."""
+        """A text message from a user (keywords: user_id, first_name, username, chat_type,
+        reply_to: the id of a message in the chat it replies to)."""
         return self._incoming(chat_id, {"text": text}, **who)
 
     def push_command(self, chat_id: int, text: str, **who: Any) -> int:
