@@ -19,7 +19,7 @@ from telegram.ext import (
 
 from aftercare import enrolment
 from aftercare.recovery import recovery_day
-from aftercare.store import chats, repository
+from aftercare.store import alerts, chats, repository
 from aftercare.store.models import Patient, Photo
 from bot.checkin_service import CheckinService
 from bot.context import BotContext, sender_for_chat
@@ -255,20 +255,22 @@ async def _forget(context: ContextTypes.DEFAULT_TYPE, chat_id: int) -> None:
     ctx = _ctx(context)
     sender_id = sender_for_chat(chat_id)
 
-    def erase(session) -> Optional[int]:
+    def erase(session) -> tuple[Optional[int], list[tuple[int, int]]]:
+        posts = alerts.posts_about_sender(session, sender_id)
         patient = repository.find_patient_by_sender(session, sender_id)
         if patient is None:
             chats.erase_chat(session, sender_id)
-            return None
+            return None, posts
         former_id = patient.id
         chats.erase_patient(session, patient, requested_via="telegram")
-        return former_id
+        return former_id, posts
 
     async with ctx.chat_lock(chat_id):
-        former_id = await ctx.db(erase)
+        former_id, posts = await ctx.db(erase)
         if former_id is not None:
             await _checkins(context).unschedule_patient(former_id)
             logger.info("patient %s erased at their request", former_id)
+        await _staff_relay(context).delete_posts(posts)
     # Sent without logging: there is nothing left to attach it to.
     text = ctx.text("utter_telegram_forget_done")
     await context.bot.send_message(chat_id, text.text)

@@ -353,6 +353,20 @@ class StaffRelay:
 
     # --- called from the handlers ------------------------------------------
 
+    async def delete_posts(self, posts: list[tuple[int, int]]) -> None:
+        """Remove an erased patient's alerts from the staff group. Telegram lets a
+        bot delete its group messages for 48 hours; older ones stay and are
+        counted in the log, for the clinic to remove by hand."""
+        kept = 0
+        for chat_id, message_id in posts:
+            try:
+                await self.bot.delete_message(chat_id, message_id)
+            except TelegramError:
+                kept += 1
+        if posts:
+            logger.info("erasure: %d staff-group post(s) deleted, %d could not be",
+                        len(posts) - kept, kept)
+
     async def forward_patient_message(self, escalation_id: int, text: str) -> None:
         """A handed-off patient's message, in the staff group under the alert."""
         if self.staff_chat is None:

@@ -452,3 +452,22 @@ async def test_an_escalation_written_while_the_bot_was_down_is_alerted_at_start(
         assert "URGENT" in alert.text
     # Stopping let the pass finish: the alert is marked posted, so never posted twice.
     assert _escalation(assistant, escalation_id).alerted_at is not None
+
+
+@pytest.mark.asyncio
+async def test_forgetting_a_patient_removes_their_alerts_from_the_staff_group(
+        assistant, telegram, bot):
+    _, chat_id = await enrol(telegram, assistant, _treated(3.2))
+    telegram.push_message(chat_id, URGENT_DAY3)
+    await wait_until(lambda: _latest_escalation(assistant, chat_id) is not None, timeout=20)
+    escalation_id = _latest_escalation(assistant, chat_id).id
+    alert = await _alert_for(telegram, escalation_id)
+    await wait_until(lambda: _escalation(assistant, escalation_id).alerted_at is not None)
+    count = len(telegram.sent_messages(chat_id))
+    telegram.push_command(chat_id, "/forget")
+    await telegram.await_messages(chat_id, count + 1)
+    telegram.push_callback(chat_id, "bot:forget_yes")
+    await telegram.await_messages(chat_id, count + 2)
+    await wait_until(lambda: (STAFF_CHAT, alert.message_id) in telegram.deleted)
+    assert telegram.message(STAFF_CHAT, alert.message_id) is None
+    assert _latest_escalation(assistant, chat_id) is None

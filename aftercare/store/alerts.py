@@ -138,3 +138,12 @@ def unresolved_for_sender(session: Session, sender_id: str) -> List[Escalation]:
              .order_by(Escalation.id))
     return list(session.execute(query).scalars())
 
+
+
+def posts_about_sender(session: Session, sender_id: str) -> List[tuple[int, int]]:
+    """(chat id, message id) of every staff-group post about a conversation's
+    escalations: what to delete from the group when the patient is erased."""
+    query = (select(StaffPost.chat_id, StaffPost.message_id)
+             .join(Escalation, Escalation.id == StaffPost.escalation_id)
+             .where(Escalation.sender_id == sender_id))
+    return [(chat, message) for chat, message in session.execute(query)]

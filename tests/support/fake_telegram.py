@@ -125,6 +125,7 @@ class FakeTelegramServer:
         self.tokens_seen: set[str] = set()
         self.webhook: dict[str, Any] = {"url": ""}
         self.rate_limit_hits = 0
+        self.deleted: list[tuple[int, int]] = []  # (chat_id, message_id) the bot deleted
         self._lock = threading.RLock()
         self._cond = threading.Condition(self._lock)
         self._calls: list[Call] = []
@@ -493,6 +494,14 @@ class FakeTelegramServer:
     def _api_editmessagereplymarkup(self, p: dict[str, Any]) -> Any:
         markup = self._check_markup(p)
         return self._apply_edit(self._editable(p), {"reply_markup": markup})
+
+    def _api_deletemessage(self, p: dict[str, Any]) -> bool:
+        key = (self._chat_id(p), p.get("message_id"))
+        if key not in self._messages:
+            raise ApiError(400, "Bad Request: message to delete not found")
+        del self._messages[key]
+        self.deleted.append(key)
+        return True
 
     def _api_setwebhook(self, p: dict[str, Any]) -> bool:
         self.webhook = {k: p[k] for k in ("url", "secret_token", "allowed_updates",
