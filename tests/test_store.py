@@ -15,7 +15,7 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect, select, text
 
 from aftercare.store import db, repository
-from aftercare.store.models import Base, Escalation, Patient, Treatment
+from aftercare.store.models import Base, Escalation, Message, Patient, Treatment
 from aftercare.store.repository import StoreError
 
 LONDON = ZoneInfo("Europe/London")
@@ -304,3 +304,15 @@ def test_reprs_leave_out_names_and_messages() -> None:
     assert "Ana" not in repr(Patient(id=1, name="Ana", timezone="UTC"))
     assert "secret" not in repr(Escalation(id=1, message="secret", level="urgent", status="open"))
     assert "Treatment" in repr(Treatment(id=1, number_in_series=1))
+
+
+def test_database_errors_never_carry_the_values(url: str) -> None:
+    """A failing statement's message ends up in logs with its traceback: it must
+    not hold what was being written (a patient's words)."""
+    from sqlalchemy.exc import IntegrityError
+
+    with pytest.raises(IntegrityError) as failure:
+        with db.session_scope(url) as session:
+            session.add(Message(sender_id="tg-1", direction="sideways", kind="text",
+                                text="my secret symptom words"))
+    assert "my secret symptom words" not in str(failure.value)

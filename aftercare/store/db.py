@@ -47,7 +47,9 @@ def make_engine(url: str, future: bool = True) -> Engine:
     path = _sqlite_file(url)
     if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, future=future)
+    # hide_parameters: a failed statement's error message (and so any log line
+    # with its traceback) never carries the values, which may be a patient's words.
+    engine = create_engine(url, future=future, hide_parameters=True)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", _on_sqlite_connect)
     return engine
