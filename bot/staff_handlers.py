@@ -18,7 +18,8 @@ from sqlalchemy import select
 from telegram import ForceReply, Update, User
 from telegram.error import BadRequest, Forbidden
 from telegram.ext import (
-    Application, CallbackQueryHandler, CommandHandler, ContextTypes, MessageHandler, filters,
+    Application, CallbackQueryHandler, ChatMemberHandler, CommandHandler, ContextTypes,
+    MessageHandler, filters,
 )
 
 from aftercare.store import alerts, escalations
@@ -289,6 +290,25 @@ async def on_staff_help(update: Update, context: ContextTypes.DEFAULT_TYPE) -> N
     await message.reply_text(STAFF_HELP)
 
 
+async def on_bot_added(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Setting up the staff group: when the bot is added to a group, it says the
+    group's id there, which is what TELEGRAM_STAFF_CHAT_ID needs."""
+    change = update.my_chat_member
+    if change is None or change.chat.type not in ("group", "supergroup"):
+        return
+    if change.new_chat_member.status not in ("member", "administrator"):
+        return
+    staff_chat = _ctx(context).settings.telegram_staff_chat_id
+    if change.chat.id == staff_chat:
+        text = "This is the clinic's staff group: escalation alerts will be posted here."
+    else:
+        text = (f"This group's id is {change.chat.id}. To receive the aftercare escalation "
+                f"alerts here, set TELEGRAM_STAFF_CHAT_ID={change.chat.id} and restart the bot.")
+    logger.info("bot added to group %s%s", change.chat.id,
+                " (the staff group)" if change.chat.id == staff_chat else "")
+    await context.bot.send_message(change.chat.id, text)
+
+
 def add_staff_handlers(application: Application, staff_chat: Optional[int]) -> None:
     """Registered before the patient handlers, so staff commands in a private
     chat are not taken for unknown patient commands."""
@@ -303,3 +323,4 @@ def add_staff_handlers(application: Application, staff_chat: Optional[int]) -> N
     application.add_handler(CommandHandler(list(STAFF_COMMANDS), on_staff_command, filters=where))
     application.add_handler(CallbackQueryHandler(on_staff_button,
                                                  pattern=f"^{posts.CALLBACK_PREFIX}:"))
+    application.add_handler(ChatMemberHandler(on_bot_added, ChatMemberHandler.MY_CHAT_MEMBER))

@@ -471,3 +471,17 @@ async def test_forgetting_a_patient_removes_their_alerts_from_the_staff_group(
     await wait_until(lambda: (STAFF_CHAT, alert.message_id) in telegram.deleted)
     assert telegram.message(STAFF_CHAT, alert.message_id) is None
     assert _latest_escalation(assistant, chat_id) is None
+
+
+@pytest.mark.asyncio
+async def test_added_to_a_group_the_bot_says_its_id_for_the_configuration(telegram, bot):
+    group = -1001112223334
+    bot_user = {k: telegram.bot_user[k] for k in ("id", "is_bot", "first_name", "username")}
+    telegram.push_update({"my_chat_member": {
+        "chat": {"id": group, "type": "supergroup", "title": "Nurses"},
+        "from": {"id": NURSE, "is_bot": False, "first_name": "Ada"},
+        "date": int(datetime.now(timezone.utc).timestamp()),
+        "old_chat_member": {"status": "left", "user": bot_user},
+        "new_chat_member": {"status": "member", "user": bot_user}}})
+    (said,) = await telegram.await_messages(group, 1)
+    assert f"TELEGRAM_STAFF_CHAT_ID={group}" in said.text
