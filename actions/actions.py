@@ -22,6 +22,7 @@ from actions.answers import (
 from actions.context import AssistantContext, PatientView, default_context
 from aftercare.dates import DateParseError, parse_treatment_time
 from aftercare.recovery import recovery_day
+from aftercare.safety.messages import safety_message
 from aftercare.safety.triage import LEVEL_ORDER, max_level, triage
 from aftercare.store import repository
 
@@ -119,8 +120,11 @@ def check_and_escalate(ctx: AssistantContext, dispatcher: CollectingDispatcher, 
             message=text, level=result.level, reason="; ".join(result.reasons), day=day)
         session.flush()
         logger.info("escalation %s recorded: level=%s", escalation.id, result.level)
-    _send(dispatcher, [Reply(f"utter_red_flag_{result.level}", {
-        **clinic_values(ctx.protocol), "reason": _patient_reason(result.reasons)})])
+    # urgent and routine say when the clinic will be in touch: today while it is
+    # open, else when it next opens; an emergency is always "call now"
+    response, timing = safety_message(result.level, ctx.protocol, ctx.now())
+    _send(dispatcher, [Reply(response, {
+        **clinic_values(ctx.protocol), **timing, "reason": _patient_reason(result.reasons)})])
     return [SlotSet("red_flag_level", result.level)]
 
 

@@ -12,7 +12,9 @@ from typing import Callable, Optional
 
 from actions.context import AssistantContext, PatientView
 from actions.topics import topic_map
+from aftercare.opening_hours import next_opening, open_period
 from aftercare.protocol import Protocol
+from aftercare.safety.messages import RESPONSES as SAFETY_RESPONSES
 from aftercare.safety.triage import SYMPTOM_INTENTS  # intent -> protocol symptom
 from aftercare.recovery import (
     Phase, describe_day, describe_moment, local_date_of_day, symptom_phase, waiting_status,
@@ -191,17 +193,13 @@ def answer_next_treatment(ctx: AssistantContext, patient: Optional[PatientView],
 
 def opening_note(ctx: AssistantContext) -> str:
     """Whether the clinic is open now, in the clinic's own time zone."""
-    protocol = ctx.protocol
-    local = ctx.now().astimezone(protocol.tz)
-    hours = protocol.clinic.hours_on(local.weekday())
-    if hours and hours[0] <= local.time() < hours[1]:
-        return f"The clinic is open today until {hours[1].strftime('%H:%M')}."
-    for ahead in range(0 if hours and local.time() < hours[0] else 1, 8):
-        day = local + timedelta(days=ahead)
-        day_hours = protocol.clinic.hours_on(day.weekday())
-        if day_hours:
-            start = day.replace(hour=day_hours[0].hour, minute=day_hours[0].minute)
-            return f"The clinic is closed now and opens again {describe_moment(start, local, protocol.tz)}."
+    protocol, now = ctx.protocol, ctx.now()
+    period = open_period(protocol, now)
+    if period is not None:
+        return f"The clinic is open today until {period[1].strftime('%H:%M')}."
+    opening = next_opening(protocol, now)
+    if opening is not None:
+        return f"The clinic is closed now and opens again {describe_moment(opening, now, protocol.tz)}."
     return "The clinic is closed now."
 
 
@@ -333,7 +331,7 @@ def responses_sent_by_actions(protocol: Protocol) -> set[str]:
            "utter_next_treatment_unknown", "utter_human_handoff", "utter_default",
            "utter_ask_treatment_date", "utter_treatment_date_saved",
            "utter_treatment_date_not_understood"}
-        | {f"utter_red_flag_{level}" for level in ("emergency", "urgent", "routine")}
+        | set(SAFETY_RESPONSES)
         | {checkin_response(protocol, c.id) for c in protocol.checkins}
         | {checkin_response(protocol, None), "utter_checkin_clarify",
            "utter_checkin_reminder_confirmed", "utter_checkin_reminder_reschedule",

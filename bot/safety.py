@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 from aftercare.recovery import recovery_day
 from aftercare.safety import triage
+from aftercare.safety.messages import safety_message
 from aftercare.store import repository
 from bot.context import BotContext
 from bot.responses import BotText
@@ -42,4 +43,5 @@ async def check_without_assistant(ctx: BotContext, sender_id: str,
     escalation_id = await ctx.db(record)
     logger.info("escalation %s recorded by the bot's net: level=%s", escalation_id, result.level)
     reason = ", ".join(dict.fromkeys(result.reasons)) or "what you describe"
-    return ctx.text(f"utter_red_flag_{result.level}", reason=reason)
+    response, timing = safety_message(result.level, ctx.protocol, now)  # open or closed now
+    return ctx.text(response, reason=reason, **timing)

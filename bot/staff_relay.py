@@ -36,7 +36,7 @@ from aftercare.store import alerts, escalations
 from aftercare.store.models import Escalation, Photo
 from bot import staff_messages as posts
 from bot.context import BotContext, chat_for_sender
-from bot.opening import clinic_is_open
+from aftercare.opening_hours import is_open
 from bot.outgoing import split_text
 from bot.sending import send
 
@@ -226,7 +226,7 @@ class StaffRelay:
         now = self.ctx.now()
         protocol = self.ctx.protocol
         minutes_for = protocol.escalation.realert_minutes
-        clinic_open = clinic_is_open(protocol, now)
+        clinic_open = is_open(protocol, now)
 
         def due(session) -> list[tuple[posts.AlertView, int, int]]:
             found = []

@@ -139,6 +139,78 @@ async def test_emergency_comes_first_whatever_the_intent(context, enrolled):
     assert [level for level, _, _ in escalations(context)] == ["emergency"]
 
 
+# --- The safety message depends on whether the clinic is open ------------------
+# clinic/protocol.yml: weekdays 09:00-18:00 (Thursday to 20:00), Saturday
+# 10:00-16:00, Sunday closed, Europe/London. 2026-11-27 is a Friday.
+
+PUS = "there's pus coming out of one of the spots"
+
+
+def rendered(message: dict) -> str:
+    """The patient's text of a dispatched response, placeholders filled."""
+    from bot.responses import render
+    values = {k: v for k, v in message.items() if k not in ("response", "template")}
+    return render(message["response"], values).text
+
+
+@pytest.mark.asyncio
+async def test_urgent_while_the_clinic_is_open_says_today(context, enrolled, clock):
+    clock.now = london(2026, 11, 27, 11, 0)  # Friday, day 2
+    safety, events = await run(rasa_actions.ActionSafetyCheck,
+                               tracker(PUS, "report_infection_signs"))
+    assert responses(safety) == ["utter_red_flag_urgent"]
+    assert events == [SlotSet("red_flag_level", "urgent")]
+    assert escalations(context) == [("urgent", PUS, 2)]
+    text = rendered(safety[0])
+    assert "today" in text and "+44 20 7946 0321" in text and "{" not in text
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("now,opens_when", [
+    (london(2026, 11, 27, 22, 30), "tomorrow at 10:00"),   # Friday night; Saturday opens at 10
+    (london(2026, 11, 28, 16, 0), "Monday at 09:00"),      # Saturday after closing; Sunday closed
+    (london(2026, 11, 29, 3, 0), "tomorrow at 09:00"),     # Sunday night
+    (london(2026, 11, 26, 6, 30), "today at 09:00"),       # Thursday before opening
+])
+async def test_urgent_while_the_clinic_is_closed_says_when_it_opens(context, enrolled, clock,
+                                                                    now, opens_when):
+    clock.now = now
+    safety, events = await run(rasa_actions.ActionSafetyCheck,
+                               tracker(PUS, "report_infection_signs"))
+    assert responses(safety) == ["utter_red_flag_urgent_closed"]
+    assert safety[0]["opens_when"] == opens_when
+    assert events == [SlotSet("red_flag_level", "urgent")]
+    assert [level for level, _, _ in escalations(context)] == ["urgent"]
+    text = rendered(safety[0])
+    assert f"when it opens {opens_when}" in text and "closed" in text
+    assert "will contact you today" not in text
+    assert "+44 20 7946 0321" in text and "999" in text and "{" not in text
+
+
+@pytest.mark.asyncio
+async def test_routine_while_the_clinic_is_closed_says_when_it_opens(context, enrolled, clock):
+    clock.now = london(2026, 12, 6, 12, 0)  # Sunday, day 11
+    text = "my face is still red"
+    safety, _ = await run(rasa_actions.ActionSafetyCheck, tracker(text, "report_redness"))
+    assert responses(safety) == ["utter_red_flag_routine_closed"]
+    assert safety[0]["opens_when"] == "tomorrow at 09:00"
+    assert escalations(context) == [("routine", text, 11)]
+    clock.now = london(2026, 12, 7, 12, 0)  # Monday, open
+    safety, _ = await run(rasa_actions.ActionSafetyCheck, tracker(text, "report_redness"))
+    assert responses(safety) == ["utter_red_flag_routine"]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("now", [london(2026, 11, 27, 11, 0), london(2026, 11, 29, 3, 0)])
+async def test_emergency_is_call_now_open_or_closed(context, enrolled, clock, now):
+    clock.now = now
+    safety, _ = await run(rasa_actions.ActionSafetyCheck,
+                          tracker("my tongue is swelling up", "report_allergic_reaction"))
+    assert responses(safety) == ["utter_red_flag_emergency"]
+    text = rendered(safety[0])
+    assert text.startswith("⚠️ Please call 999 now") and "{" not in text
+
+
 @pytest.mark.asyncio
 async def test_unknown_patient_is_asked_for_the_date_then_answered(context):
     question = tracker("when can i go to the gym", "ask_exercise_sweat", sender="stranger")

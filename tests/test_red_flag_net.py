@@ -255,6 +255,9 @@ def test_day_gated_signs_are_reported(net):
     ("is a cold sore likely after this?", "hypothetical"),
     ("I had cold sores as a teen, do I need to worry now?", "history"),
     ("no swelling, my lips and tongue feel fine", "negated"),
+    ("my husband had a cold sore last month, I have none", "negated"),
+    ("there was pus on my chin but not anymore", "negated"),
+    ("her lips swelled up after her filler, mine are fine", "third_party"),
 ])
 def test_discounted_words_are_recorded(net, text, cue):
     assessment = net.assess(text, 3)
@@ -273,6 +276,57 @@ def test_build_nlp_once_per_net(net):
     net.assess("hives", 3)
     assert net.nlp is nlp
     assert "lemmatizer" in nlp.pipe_names
+
+
+def test_a_denial_never_hides_an_emergency_sign(net):
+    assert net.assess("there was pus but not anymore", 3).level is None
+    assert net.assess("my lips swelled up but not anymore", 3).level == "emergency"
+    assert net.assess("my tongue is swollen, I haven't had any", 0).level == "emergency"
+
+
+def test_a_denial_counts_at_the_end_of_a_clause_only(net):
+    assert net.assess("my sister had pus after hers, I haven't", 3).level is None
+    assert net.assess("there's pus, I haven't touched it", 3).level == "urgent"
+    assert net.assess("there's pus, I don't know why", 3).level == "urgent"
+    assert net.assess("there's yellow crust on my chin, I haven't yet", 3).level == "urgent"
+
+
+def test_a_denial_is_about_now_not_the_past(net):
+    # "herpes can flare even without a history": no history is no denial
+    assert net.assess("I've got a cold sore and I've never had one", 3).level == "urgent"
+    assert net.assess("I've got a cold sore, I haven't had one", 3).level == "urgent"
+
+
+def test_a_denial_does_not_cover_a_later_sentence_or_a_sign_that_came_back(net):
+    assert net.assess("I don't. There's pus on my chin", 3).level == "urgent"
+    assert net.assess("I thought the pus had gone but not anymore, it's back", 4).level \
+        == "urgent"
+
+
+def test_a_negated_self_cue_does_not_make_someone_elses_sign_hers(net):
+    assert net.assess("my husband has a cold sore, I have none", 3).level is None
+    assert net.assess("my husband has a cold sore, I have one too", 3).level == "urgent"
+
+
+def test_fine_does_not_reach_past_a_sign_word(net):
+    assert net.assess("lips fine cheeks swollen", 0).level is None
+    assert net.assess("lips swollen ok", 0).level == "emergency"
+    assert net.assess("my swollen lips are fine I think", 0).level == "emergency"
+
+
+def test_lip_slang_is_lip_swelling(net):
+    for text in ("my lips look like I've had filler", "lips look like I got lip fillers lol",
+                 "my mouth looks like I've been punched", "bottom lip looks injected"):
+        assert net.assess(text, 0).level == "emergency", text
+    for text in ("can I get lip filler after microneedling?", "my cheeks look like I've had filler",
+                 "I want my lips to look like I've had filler"):
+        assert net.assess(text, 1).level is None, text
+
+
+def test_spellings_are_read_in_messages(net):
+    assert net.spellings["mylips"] == "my lips"
+    assert net.assess("MyLips are swollen", 0).level == "emergency"
+    assert net.assess("mylipstick smudged", 0).level is None     # whole words only
 
 
 # ----------------------------------------------------------------- pattern validation
@@ -321,6 +375,25 @@ def test_unknown_cue_kind_is_refused(protocol):
     with pytest.raises(PatternError, match="unknown kind"):
         _net(protocol, [{"id": "x", "level": "urgent", "reason": "r", "any": ["PUS"]}],
              cues={"negations": ["no"]})
+
+
+@pytest.mark.parametrize("spellings,message", [
+    (["mylips"], "mapping"),
+    ({"my lips": "my lips"}, "one word"),
+    ({"mylips": ""}, "give the words meant"),
+])
+def test_bad_spellings_are_refused(protocol, spellings, message):
+    with pytest.raises(PatternError, match=message):
+        _net(protocol, [{"id": "x", "level": "urgent", "reason": "r", "any": ["PUS"]}],
+             spellings=spellings)
+
+
+def test_spellings_apply_to_messages_not_patterns(protocol):
+    words = {"PUS": ["pus", "=thereispus"]}
+    net = _net(protocol, [{"id": "x", "level": "urgent", "reason": "r", "any": ["PUS"]}],
+               words=words, spellings={"thereispus": "there is pus", "puus": "pus"})
+    assert net.assess("thereispus", 2).level == "urgent"      # respelled, then "pus"
+    assert net.assess("puus!", 2).level == "urgent"
 
 
 def test_missing_file_is_a_pattern_error(protocol, tmp_path):
@@ -452,6 +525,18 @@ def test_current_report_referring_back_flags(net, protocol, text, intent, expect
     result = triage(text, intent, 0.9, 2, net, protocol)
     assert result.level == expected
     assert result.assessment.current_report
+
+
+@pytest.mark.parametrize("text,intent,day,expected", [
+    # the known misses of the last closing note
+    ("my lips look like I've had filler", "report_allergic_reaction", 0, "emergency"),
+    ("my husband had a cold sore last month, I have none", "report_cold_sore", 3, None),
+    # decided urgent: see the case note in tests/red_flag_cases.tsv
+    ("is it normal to get cold sores? I've got two kids", "report_cold_sore", 3, "urgent"),
+    ("is it normal to get cold sores? I've got two kids", "ask_is_normal", 3, "urgent"),
+])
+def test_known_misses_with_the_intent(net, protocol, text, intent, day, expected):
+    assert triage(text, intent, 0.9, day, net, protocol).level == expected
 
 
 def test_current_report_lifts_the_intent_veto(net, protocol):

@@ -9,9 +9,11 @@ returns the most urgent level a message reaches and the signs behind it.
 
 How one message is read
 -----------------------
-1. The text is normalised (lower case, straight quotes, a space after a full
-   stop that runs into the next word, letters repeated 3+ times squeezed to 2,
-   "its" read as "it's") and tokenised; a few contraction lemmas are fixed so
+1. Run-together words listed under `spellings:` are respelled ("mylips" ->
+   "my lips"; patients' messages only, never the patterns). The text is
+   normalised (lower case, straight quotes, a space after a full stop that
+   runs into the next word, letters repeated 3+ times squeezed to 2, "its"
+   read as "it's") and tokenised; a few contraction lemmas are fixed so
    that "does"/"ca"/"wo"/"'s" read as do/can/will/be, and comparatives keep
    their own form (the lookup table turns "worse" into "wrong" and "redder"
    into "red").
@@ -31,7 +33,13 @@ How one message is read
      it ("fine but they feel puffy", "they were fine"). A resolution or "fine"
      cue also covers a word joined by and/or that shares a word group ("lips
      AND tongue are fine"), never a different kind of word ("swelling and
-     tongue fine" leaves the swelling alone).
+     tongue fine" leaves the swelling alone), never past a sign word
+     ("lips swollen ok"), never for a body part right after a sign word ("my
+     swollen lips are fine"); or a denial cue at the very end of a later
+     clause of the same sentence, in the span's own clause or the next one
+     ("my husband had a cold sore, I HAVE NONE", "there was pus but NOT
+     ANYMORE"; not "I haven't YET") -- never for an emergency sign, and not
+     when the sentence says something came back.
    - history: a distant-past cue ("last year", "used to", "prone to") in the
      same sentence part (split at but / however / because ...).
    - third_party / hypothetical: a cue a few words before it, with no comma
@@ -50,7 +58,9 @@ How one message is read
    "self" cue outside the third-party phrase itself: the patient says she has
    it too or is the one looked at ("... and I've got one", "on my lip",
    "gave me", "my boyfriend has noticed"), or when the message has a
-   "self_too" cue anywhere ("... and so do I", "Me too!"). A time word alone
+   "self_too" cue anywhere ("... and so do I", "Me too!"); a self cue with a
+   negation or "fine" right after it does not count ("I have NONE", "mine
+   are FINE"). A time word alone
    ("my son has a fever today") does not make someone else's sign the
    patient's.
    A history, third-party or hypothetical status is cancelled when, later in
@@ -97,7 +107,7 @@ CUE_KINDS = (
     "negation", "negation_after", "negation_answer", "pseudo_negation",
     "negation_scope_ends", "history", "third_party", "hypothetical", "current",
     "clause_ends", "fine_after", "fine_targets", "pseudo_current", "self", "self_too",
-    "possibility", "nothing_happened", "refers_back",
+    "possibility", "nothing_happened", "refers_back", "denial",
 )
 SETTING_DEFAULTS = {
     "window": 8,                  # words allowed between the parts of an "A + B" rule
@@ -106,7 +116,7 @@ SETTING_DEFAULTS = {
     "hypothetical_window": 8,     # words a hypothetical/third-party cue may stand before
     "max_patterns_per_phrase": 3000,
 }
-TOP_LEVEL_KEYS = {"version", "settings", "words", "cues", "signs"}
+TOP_LEVEL_KEYS = {"version", "settings", "spellings", "words", "cues", "signs"}
 SIGN_KEYS = {
     "id", "level", "reason", "topic", "any", "unless", "scope", "window", "min_day",
     "after_symptom_window", "after_expected", "worse_after", "returning",
@@ -115,6 +125,7 @@ SIGN_KEYS = {
 _GROUP_NAME = re.compile(r"^[A-Z][A-Z0-9_]*$")
 _GROUP_ALTS = re.compile(r"^[A-Z][A-Z0-9_]*(\|[A-Z][A-Z0-9_]*)*$")
 _ID = re.compile(r"^[a-z][a-z0-9_]*$")
+_SPELLING = re.compile(r"^[^\s]+$")
 # Lemmas the lookup table gets wrong for contractions and chat spellings.
 _LEMMA_FIXES = {
     "does": "do", "'s": "be", "ca": "can", "wo": "will", "ai": "be", "sha": "shall",
@@ -142,6 +153,8 @@ _DEMONSTRATIVES = {"this", "these", "those"}
 _VERB_LEMMAS = {"be", "get", "become", "turn", "go", "look", "seem", "start", "could",
                 "might", "will", "would", "may", "can", "should", "have", "do", "happen",
                 "develop", "end", "come", "break", "leave", "cause", "make", "mean", "need"}
+# words that may follow a denial cue: "..., I have none BUT my lip tingles"
+_DENIAL_ENDS = {"but", "and", "though", "tho", "although", "however", "whereas", "except"}
 _ANSWER_SEPARATORS = {":", "?", "-", "–", "—", "=", "->"}
 
 
@@ -261,6 +274,7 @@ class RedFlagNet:
                 raise PatternError(f"{source}: settings.{key}: must be a whole number >= 0")
             settings[key] = value
         self.settings = settings
+        self.spellings, self._spelling_re = self._compile_spellings(data.get("spellings"))
         self._literal_keys: Dict[str, str] = {}
         self.groups: Dict[str, List[str]] = {}
 
@@ -298,6 +312,33 @@ class RedFlagNet:
         self._concept_keys = {k for k in self.groups if not k.startswith(("cue:", "unless:"))}
 
     # ------------------------------------------------------------------ loading
+    def _compile_spellings(self, raw: Any) -> Tuple[Dict[str, str], Optional["re.Pattern[str]"]]:
+        """`spellings:` run-together or chat spellings of one word -> the words
+        meant ("mylips: my lips"). Applied to patients' messages only, before
+        anything else is read; never to the patterns."""
+        if raw is None:
+            return {}, None
+        if not isinstance(raw, dict):
+            raise PatternError(f"{self.source}: spellings: expected a mapping typed: meant")
+        spellings: Dict[str, str] = {}
+        for typed, meant in raw.items():
+            typed = str(typed).strip().lower() if isinstance(typed, (str, int)) else ""
+            if not typed or not _SPELLING.match(typed):
+                raise PatternError(f"{self.source}: spellings.{typed or '?'}: what the patient "
+                                   "typed is one word (no spaces)")
+            if not isinstance(meant, str) or not meant.strip():
+                raise PatternError(f"{self.source}: spellings.{typed}: give the words meant")
+            spellings[typed] = " ".join(meant.lower().split())
+        if not spellings:
+            return {}, None
+        alternatives = "|".join(re.escape(t) for t in sorted(spellings, key=len, reverse=True))
+        return spellings, re.compile(rf"(?<![\w'])({alternatives})(?![\w'])", re.IGNORECASE)
+
+    def _respell(self, text: str) -> str:
+        if self._spelling_re is None:
+            return text
+        return self._spelling_re.sub(lambda m: self.spellings[m.group(1).lower()], text)
+
     @classmethod
     def from_file(cls, path: Union[Path, str], protocol: Union[Protocol, Path, str]) -> "RedFlagNet":
         path = Path(path)
@@ -649,7 +690,7 @@ class RedFlagNet:
                       gated: Dict[str, Sign], discounted: Dict[str, "Discounted"]) -> bool:
         """Adds what one piece of text fires or discounts; True when it has a
         refers_back cue (Assessment.current_report)."""
-        reading = _Reading(self, self._parse(text))
+        reading = _Reading(self, self._parse(self._respell(text)))
         for spec in self.signs:
             if spec.id in fired:
                 continue
@@ -791,13 +832,24 @@ class _Reading:
         for key in net._concept_keys:
             for span in self.by_key.get(key, ()):
                 self.span_groups.setdefault(span, set()).add(key)
+        # words of a sign other than a fine_targets body part: a "fine" cue
+        # never reaches past one ("lips swollen ok")
+        self.sign_tokens = {j for s, e in self.span_groups for j in range(s, e)} \
+            - self._tokens("cue:fine_targets")
         self.answer_starts = {s for s, _ in self.by_key.get("cue:negation_answer", ())
                               if s not in pseudo}
         self.return_sentences = {self.sent_id[s] for s, _ in self.by_key.get("RETURN", ())}
         self.history_clauses = {self.hclause_id[s] for s, _ in self.by_key.get("cue:history", ())}
+        # "... I have none", "mine are fine": a self cue the patient negates at
+        # once does not make the sign hers
+        fine_tokens = self._tokens("cue:fine_after") - pseudo
+        after_tokens = {j for s, e in self.by_key.get("cue:negation_after", ())
+                        if s not in pseudo for j in range(s, e)}
+        denied = self.neg_tokens | fine_tokens | after_tokens
         third_party = self._tokens("cue:third_party")
         self.self_spans = [(s, e) for s, e in self.by_key.get("cue:self", ())
-                           if not any(j in third_party for j in range(s, e))]
+                           if not any(j in third_party for j in range(s, e))
+                           and not self._followed_by(s, e, denied)]
         # "do I need to worry now": a pseudo-current "now" cancels history only
         # where the patient also describes herself ("... now that my lip tingles")
         pseudo_current = self._tokens("cue:pseudo_current")
@@ -806,14 +858,19 @@ class _Reading:
                                 if self.hclause_id[s] in self_clauses
                                 or not any(j in pseudo_current for j in range(s, e))}
         self.self_too_spans = [(s, e) for s, e in self.by_key.get("cue:self_too", ())
-                               if not any(j in third_party for j in range(s, e))]
+                               if not any(j in third_party for j in range(s, e))
+                               and not self._followed_by(s, e, denied)]
+        # "my husband had a cold sore, I HAVE NONE", "there was pus but NOT
+        # ANYMORE": a denial that ends a clause negates the signs before it in
+        # its own clause or the one just before (same sentence)
+        # ... at the very end of a clause: "I haven't YET" (called, done...) is no denial
+        self.denials = [s for s, e in self.by_key.get("cue:denial", ())
+                        if e >= n or self.clause_bound[e] or doc[e].is_space
+                        or doc[e].lower_ in _DENIAL_ENDS]
         self.nothing_happened = bool(self.by_key.get("cue:nothing_happened"))
-        self._status_cache: Dict[_Span, str] = {}
+        self._status_cache: Dict[Tuple[_Span, bool], str] = {}
         # "... I've got one", "they're swelling now": a current report that
         # refers back to a sign mentioned as past, someone else's or hypothetical
-        fine_tokens = self._tokens("cue:fine_after") - pseudo
-        after_tokens = {j for s, e in self.by_key.get("cue:negation_after", ())
-                        if s not in pseudo for j in range(s, e)}
         self.refers_back_starts = sorted(
             s for s, e in self.by_key.get("cue:refers_back", ())
             if not self._negated_before(s)
@@ -822,6 +879,13 @@ class _Reading:
                         for j in range(s, min(n, e + self.after_window))
                         if self.clause_id[j] == self.clause_id[s])
             and not self._cue_before("hypothetical", s))
+
+    def _followed_by(self, start: int, end: int, tokens: set) -> bool:
+        """One of `tokens` within negation_after_window words after the span, in
+        its clause ("I have NONE", "mine are FINE", "I have N'T")."""
+        clause = self.clause_id[start]
+        return any(j in tokens and self.clause_id[j] == clause
+                   for j in range(end, min(len(self.doc), end + self.after_window)))
 
     @staticmethod
     def _ids(ends_after: Sequence[bool], starts_at: Iterable[int] = ()) -> List[int]:
@@ -844,16 +908,20 @@ class _Reading:
         return tokens
 
     # ---------------------------------------------------------------- status
-    def status(self, span: _Span) -> str:
-        cached = self._status_cache.get(span)
+    def status(self, span: _Span, denial: bool = True) -> str:
+        """negated | history | third_party | hypothetical | positive. With
+        `denial` False (emergency signs), a denial cue does not negate."""
+        key = (span, denial)
+        cached = self._status_cache.get(key)
         if cached is None:
-            cached = self._status(span)
-            self._status_cache[span] = cached
+            cached = self._status(span, denial)
+            self._status_cache[key] = cached
         return cached
 
-    def _status(self, span: _Span) -> str:
+    def _status(self, span: _Span, denial: bool) -> str:
         start, end = span
-        if self._negated_before(start) or self._negated_after(end, start):
+        if self._negated_before(start) or self._negated_after(end, start) \
+                or (denial and self._denied_after(start, end)):
             return "negated"
         discounted = self._discounted(start)
         if discounted and any(s >= end for s in self.refers_back_starts):
@@ -937,16 +1005,29 @@ class _Reading:
             if j in self.answer_starts or j in self.after_starts:
                 return True
         j, steps = self._past_coordinated(start, end), 0
+        walk_start = j
         while j < n and steps < self.after_window:
             if self.clause_bound[j] or j in self.scope_end:
                 return False
             if j in self.after_starts:
                 return True
-            if j in self.fine_starts and self._fine_target(start, end):
+            if j in self.fine_starts and self._fine_target(start, end) \
+                    and not any(k in self.sign_tokens for k in range(walk_start, j)):
                 return True
             j += 1
             steps += 1
         return False
+
+    def _denied_after(self, start: int, end: int) -> bool:
+        """A denial cue later in the same sentence, in the span's clause or the
+        next one: "my husband had a cold sore, I have none", "there was pus
+        but not anymore". Not where the sentence says something came back."""
+        sentence = self.sent_id[start]
+        if not self.denials or sentence in self.return_sentences:
+            return False
+        clause = self.clause_id[start]
+        return any(d >= end and self.sent_id[d] == sentence
+                   and self.clause_id[d] - clause in (0, 1) for d in self.denials)
 
     def _fine_target(self, start: int, end: int) -> bool:
         """A "fine" cue speaks for a body part ("lips are fine"), never for a
@@ -955,8 +1036,8 @@ class _Reading:
         j = start - 1
         while j >= 0 and self.doc[j].lower_ in _DETERMINERS:
             j -= 1
-        if j >= 0 and self.doc[j].lower_ in _PREPOSITIONS:
-            return False
+        if j >= 0 and (self.doc[j].lower_ in _PREPOSITIONS or j in self.sign_tokens):
+            return False        # "the swelling IN MY lips", "SWOLLEN lips are fine"
         return any(s <= start and end <= e for s, e in self.by_key.get("cue:fine_targets", ()))
 
     def _past_coordinated(self, start: int, end: int) -> int:
@@ -993,7 +1074,8 @@ class _Reading:
                     break
                 candidates.append(sorted(spans))
             else:
-                positive, found_discount = self._combine(rule, candidates)
+                positive, found_discount = self._combine(rule, candidates,
+                                                         denial=spec.level != "emergency")
                 if positive is not None:
                     return positive, None
                 if discount is None and found_discount is not None:
@@ -1006,16 +1088,16 @@ class _Reading:
         text = self.doc[start:end].text
         return text if len(text) <= 120 else text[:117] + "..."
 
-    def _combine(self, rule: _Rule, candidates: List[List[_Span]]):
+    def _combine(self, rule: _Rule, candidates: List[List[_Span]], denial: bool = True):
         if rule.scope == "message":
             chosen, discount_kind = [], None
             for spans in candidates:
-                positives = [s for s in spans if self.status(s) == "positive"]
+                positives = [s for s in spans if self.status(s, denial) == "positive"]
                 if positives:
                     chosen.append(positives[0])
                 else:
                     chosen.append(spans[0])
-                    discount_kind = discount_kind or self.status(spans[0])
+                    discount_kind = discount_kind or self.status(spans[0], denial)
             matched = " ... ".join(self.doc[s:e].text for s, e in chosen)
             if discount_kind is None:
                 return matched, None
@@ -1034,7 +1116,7 @@ class _Reading:
             for combo in itertools.product(*lists):
                 if not self._close(combo, rule.window):
                     continue
-                statuses = [self.status(s) for s in combo]
+                statuses = [self.status(s, denial) for s in combo]
                 bad = [s for s in statuses if s != "positive"]
                 if not bad:
                     return self._text(combo), None
