@@ -1,4 +1,5 @@
-"""Start and stop the Rasa server and the action server as child processes.
+"""Start and stop the Rasa server, the action server and the staff review page
+as child processes.
 
 Used by `aftercare run`, the end-to-end tests and the benchmarks, so they all
 start the product the same way. Output goes to log files under var/log/.
@@ -123,6 +124,29 @@ def start_rasa_server(settings: Settings, log_dir: Path, model: Path | None = No
                   service_env(settings), f"http://127.0.0.1:{port}/status", log_dir)
 
 
+def review_url(settings: Settings) -> str:
+    """Where staff open the review page (a wildcard bind is reached on loopback)."""
+    host = settings.review_host
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{settings.review_port}/"
+
+
+def start_review_server(settings: Settings, log_dir: Path) -> Service:
+    """The staff review page (`python -m review`); it writes review.log itself."""
+    env = {**service_env(settings),
+           "AFTERCARE_REVIEW_HOST": settings.review_host,
+           "AFTERCARE_REVIEW_PORT": str(settings.review_port),
+           "AFTERCARE_REVIEW_SESSION_HOURS": str(settings.review_session_hours),
+           "AFTERCARE_REVIEW_SECURE_COOKIE": "1" if settings.review_secure_cookie else "",
+           "AFTERCARE_LOG_DIR": str(log_dir),
+           "AFTERCARE_PROTOCOL": str(settings.protocol_path)}
+    return _spawn("review", [sys.executable, "-m", "review"], env,
+                  f"{review_url(settings)}health", log_dir)
+
+
 def wait_until_healthy(services: list[Service], timeout: float = 180) -> None:
     deadline = time.monotonic() + timeout
     pending = list(services)
@@ -150,14 +174,17 @@ def warm_up_rasa(settings: Settings) -> None:
 
 @contextmanager
 def running_services(settings: Settings, log_dir: Path | None = None, timeout: float = 180,
-                     include_rasa: bool = True) -> Iterator[list[Service]]:
-    """The action server and (unless include_rasa is False) the Rasa server,
-    healthy, stopped on exit."""
+                     include_rasa: bool = True,
+                     include_review: bool = True) -> Iterator[list[Service]]:
+    """The action server, the Rasa server (unless include_rasa is False) and the
+    staff review page (unless include_review is False), healthy, stopped on exit."""
     log_dir = log_dir or settings.log_dir
     services = [start_action_server(settings, log_dir)]
     try:
         if include_rasa:
             services.append(start_rasa_server(settings, log_dir))
+        if include_review:
+            services.append(start_review_server(settings, log_dir))
         wait_until_healthy(services, timeout)
         if include_rasa:
             warm_up_rasa(settings)

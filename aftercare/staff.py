@@ -14,10 +14,10 @@ from typing import List, Optional
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from aftercare.store.models import EMAIL_MAX, Staff
+from aftercare.store.models import EMAIL_MAX, Staff, StaffSession
 from aftercare.store.repository import StoreError, _check_aware
 
 PASSWORD_MIN = 12
@@ -130,6 +130,13 @@ def session_is_valid(staff: Staff, issued_at: datetime) -> bool:
     return staff.disabled_at is None and issued_at >= staff.sessions_valid_after
 
 
+def end_sessions(session: Session, staff: Staff) -> int:
+    """Delete the account's review-page sessions (how many). sessions_valid_after
+    already voids them; deleting them too leaves nothing behind to misuse."""
+    result = session.execute(delete(StaffSession).where(StaffSession.staff_id == staff.id))
+    return result.rowcount or 0
+
+
 def disable_staff(session: Session, email: str, now: datetime) -> bool:
     """No more sign-ins, and every open session ends now. False if already disabled
     (its sessions are ended again all the same)."""
@@ -139,6 +146,7 @@ def disable_staff(session: Session, email: str, now: datetime) -> bool:
     if was_enabled:
         staff.disabled_at = now
     staff.sessions_valid_after = now
+    end_sessions(session, staff)
     session.flush()
     return was_enabled
 
@@ -161,6 +169,7 @@ def set_password(session: Session, email: str, password: str,
     staff.password_hash = _hasher.hash(password)
     if now is not None:
         staff.sessions_valid_after = _check_aware(now, "time")
+        end_sessions(session, staff)
     session.flush()
     return staff
 

@@ -41,7 +41,7 @@ def assistant(tmp_path_factory):
                        rasa_url=f"http://127.0.0.1:{free_port()}",
                        action_server_url=f"http://127.0.0.1:{free_port()}/webhook")
     db.migrate(url)
-    with running_services(settings, log_dir=work / "log", timeout=300):
+    with running_services(settings, log_dir=work / "log", timeout=300, include_review=False):
         yield settings
 
 

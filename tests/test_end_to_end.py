@@ -42,7 +42,8 @@ def product(tmp_path_factory):
                                timezone="Europe/London", sender_id="e2e-later")
         repository.add_patient(session, name="Long", treated_at=eight_days_ago,
                                timezone="Europe/London", sender_id="e2e-day8")
-    with running_services(settings, log_dir=work / "log", timeout=300) as services:
+    with running_services(settings, log_dir=work / "log", timeout=300,
+                          include_review=False) as services:
         yield settings, RasaClient(settings.rasa_url), services, work / "log"
 
 

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.skipif(not (MODEL_DIR / "aftercare.tar.gz").exists(),
                                 reason="no trained model: run `make model` first")
 TOKEN = "424242:RUN-test"
 SECRET_WORDS = "zebra-striped rash"   # patient text that must never reach a log
-RASA_PORT, ACTIONS_PORT = free_port(), free_port()
+RASA_PORT, ACTIONS_PORT, REVIEW_PORT = free_port(), free_port(), free_port()
 
 
 def _port_open(port: int) -> bool:
@@ -40,6 +40,7 @@ def _start(tmp_path: Path, telegram: FakeTelegramServer) -> subprocess.Popen:
            "AFTERCARE_DATABASE_URL": f"sqlite:///{tmp_path / 'aftercare.db'}",
            "RASA_URL": f"http://127.0.0.1:{RASA_PORT}",
            "ACTION_SERVER_URL": f"http://127.0.0.1:{ACTIONS_PORT}/webhook",
+           "AFTERCARE_REVIEW_PORT": str(REVIEW_PORT),
            "AFTERCARE_LOG_DIR": str(tmp_path / "log")}
     return subprocess.Popen([str(Path(sys.executable).parent / "aftercare"), "run"], cwd=PROJECT_ROOT,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -66,6 +67,7 @@ def test_ctrl_c_stops_the_bot_rasa_and_the_action_server(tmp_path):
         try:
             _wait_for_polling(process, telegram)
             assert _port_open(RASA_PORT) and _port_open(ACTIONS_PORT)
+            assert _port_open(REVIEW_PORT)   # the staff review page runs too
             telegram.push_message(1001, f"my cheek has a {SECRET_WORDS}, is that normal?")
             (reply,) = telegram.wait_for_messages(1001, 1, timeout=30)
             assert reply.text
@@ -77,6 +79,9 @@ def test_ctrl_c_stops_the_bot_rasa_and_the_action_server(tmp_path):
     output = output.decode()
     assert process.returncode == 0, output
     assert not _port_open(RASA_PORT) and not _port_open(ACTIONS_PORT)
+    assert not _port_open(REVIEW_PORT)
+    assert f"http://127.0.0.1:{REVIEW_PORT}/" in output and "aftercare staff add EMAIL" in output
+    assert (tmp_path / "log" / "review.log").is_file()
     logs = _logs(tmp_path, output)
     assert SECRET_WORDS not in logs and TOKEN not in logs
 
@@ -99,3 +104,23 @@ def test_a_dead_service_stops_everything_loudly(tmp_path):
     assert process.returncode == 2, output
     assert "action-server stopped" in output
     assert not _port_open(RASA_PORT)
+
+
+def test_a_dead_review_page_stops_everything_loudly(tmp_path):
+    """The review page is one of the watched services like the other two."""
+    with FakeTelegramServer(token=TOKEN) as telegram:
+        process = _start(tmp_path, telegram)
+        try:
+            _wait_for_polling(process, telegram)
+            pids = subprocess.run(["pgrep", "-P", str(process.pid), "-f", "python.*-m review"],
+                                  capture_output=True, text=True).stdout.split()
+            assert len(pids) == 1
+            os.kill(int(pids[0]), signal.SIGKILL)
+            output, _ = process.communicate(timeout=60)
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+    output = output.decode()
+    assert process.returncode == 2, output
+    assert "review stopped" in output
+    assert not _port_open(RASA_PORT) and not _port_open(ACTIONS_PORT)

@@ -6,11 +6,12 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from argon2 import PasswordHasher
+from sqlalchemy import select
 
 from aftercare import staff
 from aftercare.cli import main
 from aftercare.store import db
-from aftercare.store.models import Staff
+from aftercare.store.models import Staff, StaffSession
 from aftercare.store.repository import StoreError
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)
@@ -89,6 +90,33 @@ def test_disabled_account_cannot_verify_and_sessions_move_on(url: str) -> None:
         assert not staff.session_is_valid(account, NOW + timedelta(days=1))
         assert staff.session_is_valid(account, NOW + timedelta(days=3))
     assert _verify(url, "nurse@clinic.example", PASSWORD) is not None
+
+
+def test_disable_and_new_password_delete_review_sessions(url: str) -> None:
+    staff_id = _add(url)
+    other_id = _add(url, "other@clinic.example")
+
+    def open_session(owner: int, n: int) -> None:
+        with db.session_scope(url) as session:
+            session.add(StaffSession(staff_id=owner, token_hash=f"{n:064x}", csrf_token="c",
+                                     created_at=NOW, expires_at=NOW + timedelta(hours=8)))
+
+    def owners() -> list[int]:
+        with db.session_scope(url) as session:
+            return sorted(session.execute(select(StaffSession.staff_id)).scalars())
+
+    open_session(staff_id, 1)
+    open_session(staff_id, 2)
+    open_session(other_id, 3)
+    with db.session_scope(url) as session:
+        staff.disable_staff(session, "nurse@clinic.example", NOW)
+    assert owners() == [other_id]
+    with db.session_scope(url) as session:
+        staff.set_password(session, "other@clinic.example", "another long password")
+    assert owners() == [other_id]          # without now, sessions are left alone
+    with db.session_scope(url) as session:
+        staff.set_password(session, "other@clinic.example", "another long password", NOW)
+    assert owners() == []
 
 
 def test_rehash_when_parameters_change(url: str) -> None:

@@ -1,4 +1,6 @@
-"""`aftercare chat` and `aftercare run`: talk to the assistant in the terminal."""
+"""`aftercare chat` and `aftercare run`: talk to the assistant in the terminal
+(or, with TELEGRAM_TOKEN, run the Telegram bot); `run` also serves the staff
+review page."""
 from __future__ import annotations
 
 import argparse
@@ -8,7 +10,7 @@ from datetime import timedelta
 from aftercare.cli import CommandError
 from aftercare.protocol import ProtocolError, load_protocol
 from aftercare.rasa_client import RasaClient, RasaUnavailable
-from aftercare.services import ServiceError, running_services
+from aftercare.services import ServiceError, review_url, running_services
 from aftercare.settings import Settings, get_settings
 from aftercare.store import db, repository
 
@@ -19,7 +21,8 @@ MAX_MESSAGE_CHARS = 4096
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     run = subparsers.add_parser(
-        "run", help="start the Rasa and action servers and chat as the demo patient")
+        "run", help="start the Rasa and action servers and the staff review page, and "
+                    "chat as the demo patient (with TELEGRAM_TOKEN: run the Telegram bot)")
     run.add_argument("--demo-hours", type=float, default=None,
                      help="hours since the demo patient's treatment "
                           "(default: AFTERCARE_DEMO_HOURS or 3)")
@@ -59,9 +62,11 @@ def _run(args: argparse.Namespace) -> int:
     if hours < 0:
         raise CommandError("--demo-hours must be 0 or more")
     ensure_demo_patient(hours)
-    print("Starting the action server and the Rasa server (logs in var/log/) ...")
+    print("Starting the action server, the Rasa server and the staff review page "
+          "(logs in var/log/) ...")
     try:
         with running_services(settings):
+            print_review_hint(settings)
             print(f"Ready. You are the demo patient, treated {hours:g} hours ago. "
                   "Type a message; Ctrl-D or /quit to leave.")
             return chat_loop(RasaClient(settings.rasa_url), DEMO_SENDER)
@@ -70,17 +75,21 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _run_telegram(settings: Settings) -> int:
-    """Rasa, the action server and the Telegram bot together; Ctrl-C stops all three."""
+    """Rasa, the action server, the review page and the Telegram bot together;
+    Ctrl-C stops them all, and the bot's watchdog stops everything if one dies."""
     from bot.logs import configure_logging, without_tensorflow
 
     without_tensorflow()
     from bot.app import ConfigurationError, build_application, run
 
     configure_logging(settings.log_dir / "bot.log")
-    print("TELEGRAM_TOKEN is set: starting the action server, the Rasa server and the "
-          f"Telegram bot (logs in {settings.log_dir}) ...")
+    print("TELEGRAM_TOKEN is set: starting the action server, the Rasa server, the staff "
+          f"review page and the Telegram bot (logs in {settings.log_dir}) ...")
+    # Once here, so the bot and the review page do not both create a fresh schema.
+    db.migrate(settings.database_url)
     try:
         with running_services(settings) as services:
+            print_review_hint(settings)
             application = build_application(settings)
             application.bot_data["services"] = services
             run(application, settings)
@@ -91,6 +100,11 @@ def _run_telegram(settings: Settings) -> int:
         raise CommandError(f"{failed} stopped; the bot was stopped too (see {settings.log_dir})")
     print("Stopped.")
     return 0
+
+
+def print_review_hint(settings: Settings) -> None:
+    print(f"Staff review page: {review_url(settings)} (sign in with a staff account; "
+          "create one with: aftercare staff add EMAIL)")
 
 
 def _chat(args: argparse.Namespace) -> int:
