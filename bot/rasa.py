@@ -59,6 +59,15 @@ class RasaClient:
             raise RasaUnavailable("unexpected answer from Rasa's REST channel")
         return _replies(messages)
 
+    async def parse(self, text: str) -> tuple[Optional[str], float]:
+        """The classifier's intent and confidence for text, without touching any
+        conversation (Rasa's /model/parse)."""
+        answer = await self._post("/model/parse", {"text": text})
+        intent = answer.get("intent") if isinstance(answer, dict) else None
+        if not isinstance(intent, dict):
+            raise RasaUnavailable("unexpected answer from Rasa's /model/parse")
+        return intent.get("name"), float(intent.get("confidence") or 0.0)
+
     async def trigger(self, sender_id: str, intent: str,
                       entities: Optional[dict[str, Any]] = None) -> list[Reply]:
         path = f"/conversations/{quote(sender_id, safe='')}/trigger_intent?include_events=NONE"

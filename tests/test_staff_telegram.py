@@ -217,6 +217,14 @@ async def test_a_red_flag_during_hand_off_still_gets_its_safety_message(
     assert "999" in safety.text
     second = _latest_escalation(assistant, chat_id)
     assert second.id != first.id and second.level == "emergency"
+    assert second.reason.endswith("(while a person was handling the patient)")
+    # Anything milder during hand-off is only passed on: the person is there.
+    count = len(telegram.sent_messages(chat_id))
+    telegram.push_message(chat_id, "my skin is still a bit red")
+    await wait_until(lambda: any("still a bit red" in (m.text or "")
+                                 for m in _staff_posts(telegram)), timeout=20)
+    assert len(telegram.sent_messages(chat_id)) == count
+    assert _latest_escalation(assistant, chat_id).id == second.id
     emergency_alert = await _alert_for(telegram, second.id)
     assert "EMERGENCY" in emergency_alert.text
 
