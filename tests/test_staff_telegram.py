@@ -5,6 +5,7 @@ resolve; the patient is handed to a person and back; reminders follow a clock
 the test moves."""
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
@@ -120,7 +121,8 @@ async def _alert_for(telegram, escalation_id: int, timeout: float = 20):
 
 @pytest.mark.asyncio
 async def test_red_flag_reaches_staff_who_take_over_reply_and_hand_back(
-        assistant, telegram, bot):
+        assistant, telegram, bot, caplog):
+    caplog.set_level(logging.DEBUG, logger="bot")
     patient_id, chat_id = await enrol(telegram, assistant, _treated(3.2), name="Rosa Quill")
     before = len(telegram.sent_messages(chat_id))
 
@@ -198,6 +200,16 @@ async def test_red_flag_reaches_staff_who_take_over_reply_and_hand_back(
     assert ("in", "text", "handed_off") in kinds
     timeline = [e.kind for e in _escalation(assistant, escalation.id).events]
     assert timeline == ["acknowledged", "replied", "replied", "resolved"]
+
+    # Health data stays in the database: no process logged the patient's name
+    # or words, nor the staff's reply.
+    secrets = ["Rosa Quill", "yellow pus", "I will do that this afternoon", "keep the area clean"]
+    bot_log = "\n".join(record.getMessage() for record in caplog.records)
+    logs = {path.name: path.read_text(errors="replace")
+            for path in (assistant.log_dir).glob("*.log")}
+    assert {"action-server.log", "rasa-server.log"} <= set(logs)
+    for name, text in {"bot": bot_log, **logs}.items():
+        assert not [s for s in secrets if s in text], name
 
 
 @pytest.mark.asyncio
