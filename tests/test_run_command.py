@@ -20,6 +20,7 @@ from tests.bot_harness import free_port
 pytestmark = pytest.mark.skipif(not (MODEL_DIR / "aftercare.tar.gz").exists(),
                                 reason="no trained model: run `make model` first")
 TOKEN = "424242:RUN-test"
+STAFF_CHAT = -1004445556667
 SECRET_WORDS = "zebra-striped rash"   # patient text that must never reach a log
 RASA_PORT, ACTIONS_PORT, REVIEW_PORT = free_port(), free_port(), free_port()
 
@@ -41,6 +42,7 @@ def _start(tmp_path: Path, telegram: FakeTelegramServer) -> subprocess.Popen:
            "RASA_URL": f"http://127.0.0.1:{RASA_PORT}",
            "ACTION_SERVER_URL": f"http://127.0.0.1:{ACTIONS_PORT}/webhook",
            "AFTERCARE_REVIEW_PORT": str(REVIEW_PORT),
+           "TELEGRAM_STAFF_CHAT_ID": str(STAFF_CHAT),
            "AFTERCARE_LOG_DIR": str(tmp_path / "log")}
     return subprocess.Popen([str(Path(sys.executable).parent / "aftercare"), "run"], cwd=PROJECT_ROOT,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -71,6 +73,10 @@ def test_ctrl_c_stops_the_bot_rasa_and_the_action_server(tmp_path):
             telegram.push_message(1001, f"my cheek has a {SECRET_WORDS}, is that normal?")
             (reply,) = telegram.wait_for_messages(1001, 1, timeout=30)
             assert reply.text
+            # A rash is escalated: the alert reaches the staff group, with the
+            # patient's words, which still stay out of every log.
+            (alert,) = telegram.wait_for_messages(STAFF_CHAT, 1, timeout=30)
+            assert "escalation #1" in alert.text and SECRET_WORDS in alert.text
             os.killpg(process.pid, signal.SIGINT)
             output, _ = process.communicate(timeout=60)
         finally:

@@ -85,6 +85,10 @@ def _run_telegram(settings: Settings) -> int:
     configure_logging(settings.log_dir / "bot.log")
     print("TELEGRAM_TOKEN is set: starting the action server, the Rasa server, the staff "
           f"review page and the Telegram bot (logs in {settings.log_dir}) ...")
+    if settings.telegram_staff_chat_id is None:
+        print("Warning: TELEGRAM_STAFF_CHAT_ID is not set, so no staff group is alerted about "
+              "red flags (they are still on the review page). Add the bot to the clinic's "
+              "staff group: it answers with the id to set. See docs/staff.md.")
     # Once here, so the bot and the review page do not both create a fresh schema.
     db.migrate(settings.database_url)
     try:
