@@ -174,7 +174,8 @@ def assistant(url: str, protocol: Path, log_dir: Path) -> Iterator[dict[str, int
     settings = replace(get_settings(), database_url=url, rasa_url=RASA_URL,
                        action_server_url=ACTION_SERVER_URL, protocol_path=protocol)
     started = time.monotonic()
-    with running_services(settings, log_dir=log_dir, timeout=300) as services:
+    with running_services(settings, log_dir=log_dir, timeout=300,
+                          include_review=False) as services:
         log(f"Rasa and the action server ready in {time.monotonic() - started:.1f} s")
         yield {s.name: s.process.pid for s in services}
 
@@ -489,6 +490,8 @@ class Wave:
     uncertain_delivered: int = 0
     missing_not_uncertain: int = 0
     stop_s: float = 0.0           # signal until the process was gone
+    left_claimed: int = 0         # rows the stopped bot left claimed (due again at restart)
+    left_sending: int = 0         # rows it left sending (uncertain at restart)
     gap_s: float = 0.0            # last delivery before the stop until the first after
     at_stop: int = 0
     after_restart_rate: float = 0.0
@@ -519,8 +522,8 @@ def _count_jobs(url: str) -> int:
 
 
 def _open_rows(url: str) -> tuple[int, int]:
-    (total, open_), = sql(url, "SELECT count(*), coalesce(sum(status IN ('due', 'sending')), 0)"
-                               " FROM checkin_deliveries")
+    (total, open_), = sql(url, "SELECT count(*), coalesce(sum(status IN "
+                               "('due', 'claimed', 'sending')), 0) FROM checkin_deliveries")
     return total, open_
 
 
@@ -573,6 +576,10 @@ def run_wave(work: Path, args, label: str, kill: Optional[int] = None,
                 wave.at_stop = telegram.delivered_count
                 log(f"{label}: {wave.at_stop} delivered; sending {signal.Signals(kill).name}")
                 wave.stop_s = bot.stop(kill)
+                left = dict(sql(url, "SELECT status, count(*) FROM checkin_deliveries "
+                                     "WHERE status IN ('claimed', 'sending') GROUP BY status"))
+                wave.left_claimed, wave.left_sending = left.get("claimed", 0), \
+                    left.get("sending", 0)
                 before = telegram.delivered_count
                 log(f"{label}: stopped in {wave.stop_s:.1f} s ({before - wave.at_stop} more "
                     "delivered meanwhile); starting again")
@@ -677,6 +684,8 @@ def wave_rows(wave: Wave, n: int) -> list[tuple[str, str]]:
          " missing", f"{wave.delivered:,} / {wave.duplicates} / {wave.missing}"),
         (f"{head}, {kind}: stop took / longest pause in deliveries / rate after restart",
          f"{wave.stop_s:.1f} s / {wave.gap_s:.1f} s / {wave.after_restart_rate:.1f} msg/s"),
+        (f"{head}, {kind}: rows left in flight, claimed (due again at restart) / sending "
+         "(marked uncertain)", f"{wave.left_claimed} / {wave.left_sending}"),
         (f"{head}, {kind}: rows marked uncertain (of them delivered) / 429s",
          f"{wave.uncertain} ({wave.uncertain_delivered}) / {wave.rate_limit_hits}"),
     ]

@@ -5,8 +5,11 @@ exactly once through the delivery log.
   table (APScheduler's SQLAlchemy job store, same database), with an explicit
   id, so a restart or a redeploy keeps it.
 - When a job fires, the check-in is recorded as `due` in the delivery log and
-  the dispatcher sends it: claim (conditional UPDATE), trigger the
-  EXTERNAL_checkin intent in Rasa, send the reply, mark `sent`.
+  the dispatcher sends it: claim it (`claimed`, a conditional UPDATE), trigger
+  the EXTERNAL_checkin intent in Rasa, and when its turn to go to Telegram
+  comes, mark it `sending` (conditional again), send the reply, mark `sent`.
+  At start-up a row left `claimed` is due again (it never reached Telegram),
+  one left `sending` is `uncertain` (aftercare/store/deliveries.py).
 - `reconcile()` runs at start-up and every few minutes: it adds jobs that are
   missing (new patients, new treatments, jobs lost with a crash), removes jobs
   that no longer apply, and records check-ins missed while the bot was down
@@ -22,11 +25,15 @@ its own (SQLAlchemy 1.4 opens and closes a SQLite connection per session
 otherwise, and the bot's replies must not queue behind a wave of check-ins);
 jobs that fire together are recorded in a few short transactions, not one
 each; reconcile adds missing jobs in one transaction and wakes the scheduler
-once. The job store's connections commit without waiting for the disk
-(synchronous=NORMAL, still crash-safe in WAL mode): the jobs are derived
-from the patients and the delivery log, and reconcile rebuilds any that a
-power cut loses; the delivery log, which makes sending exactly-once, keeps
-full durability.
+once. The claimed → sending step just before each request to Telegram and
+the `sent` after it are written by one writer on a thread of its own (the
+step is on the way of every send), together: each send's `sending` carries
+the `sent` of the sends that ended just before it, so the step costs no
+transaction of its own. The job store's connections commit without waiting
+for the disk (synchronous=NORMAL, still crash-safe in WAL mode): the jobs are
+derived from the patients and the delivery log, and reconcile rebuilds any
+that a power cut loses; the delivery log, which makes sending exactly-once,
+keeps full durability.
 """
 from __future__ import annotations
 
@@ -50,7 +57,7 @@ from apscheduler.triggers.date import DateTrigger
 from apscheduler.util import datetime_to_utc_timestamp
 from sqlalchemy import create_engine, event, insert, select, text
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, joinedload, selectinload, sessionmaker
 from sqlalchemy.pool import NullPool, QueuePool
 from telegram import Bot
@@ -58,7 +65,7 @@ from telegram.error import TelegramError
 
 from aftercare import checkins
 from aftercare.protocol import Protocol
-from aftercare.store import db, deliveries, repository
+from aftercare.store import db, deliveries, escalations, repository
 from aftercare.store.models import CheckinDelivery, Patient, Treatment
 from bot.context import BotContext, chat_for_sender
 from bot.rasa import RasaUnavailable
@@ -73,6 +80,8 @@ RASA_RETRY = timedelta(minutes=1)
 JOB_DEFAULTS = {"misfire_grace_time": None, "coalesce": True, "max_instances": 1}
 DB_THREADS = 6
 RECORD_CHUNK = 200  # check-ins recorded per transaction: the write lock is held briefly
+SENT_DELAY = 0.2    # seconds a `sent` may wait for a claimed → sending to travel with
+WRITE_RETRY = 1.0   # seconds before writing `sent` again after the database refused
 T = TypeVar("T")
 
 _active: Optional["CheckinService"] = None
@@ -251,6 +260,109 @@ def _pooled_engine(url: str, *, future: bool, pool_size: int,
     return engine
 
 
+class _Marks:
+    """The two writes around each check-in's request to Telegram: claimed →
+    sending just before it (awaited: the request is made only if this caller
+    changed the row) and `sent` after it (not awaited: the check-in is out).
+
+    One writer, on a thread and a pooled connection of its own, so the
+    claimed → sending that a paced send waits for never queues behind the
+    service's other database work. Whatever is pending when it writes goes in
+    one transaction: in a wave each send's claimed → sending carries the
+    `sent` of those that ended since the last one, and a `sent` with nothing
+    to travel with is written after at most SENT_DELAY seconds. A check-in
+    sent but not yet marked `sent` when the process dies is `sending`, so
+    `uncertain` at the next start, as one cut off during its request would be.
+    """
+
+    def __init__(self, sessions: sessionmaker) -> None:
+        self._sessions = sessions
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="checkin-marks")
+        self._starting: list[tuple[int, asyncio.Future]] = []
+        self._sent: list[int] = []
+        self._writer: Optional[asyncio.Task] = None
+        self._timer: Optional[asyncio.TimerHandle] = None
+
+    async def start_sending(self, delivery_id: int) -> bool:
+        """claimed → sending, committed; False if the row was not claimed any
+        more (another worker or instance moved it on: do not send)."""
+        future = asyncio.get_running_loop().create_future()
+        self._starting.append((delivery_id, future))
+        self._kick()
+        return await future
+
+    def sent(self, delivery_id: int) -> None:
+        self._sent.append(delivery_id)
+        self._later(SENT_DELAY)
+
+    async def close(self) -> None:
+        """Write what is pending now (the service is stopping), then stop the thread."""
+        while True:
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
+            if self._writer is None or self._writer.done():
+                break
+            await asyncio.gather(self._writer, return_exceptions=True)
+        if (self._starting or self._sent) and not await self._write_once():
+            logger.error("%d sent check-in(s) could not be marked sent; they will be "
+                         "marked uncertain at the next start", len(self._sent))
+        self._thread.shutdown(wait=True)
+
+    def _later(self, delay: float) -> None:
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(delay, self._kick)
+
+    def _kick(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write(), name="checkin-marks")
+
+    async def _write(self) -> None:
+        while self._starting or self._sent:
+            if not await self._write_once():
+                self._later(WRITE_RETRY)
+            if not self._starting:  # a `sent` that came meanwhile can wait for company
+                break
+        if self._sent:
+            self._later(SENT_DELAY)
+
+    async def _write_once(self) -> bool:
+        starting, self._starting = self._starting, []
+        sent, self._sent = self._sent, []
+
+        def run() -> list[bool]:
+            session = self._sessions()
+            try:
+                for delivery_id in sent:
+                    deliveries.finish(session, delivery_id, "sent")
+                changed = [deliveries.start_sending(session, delivery_id)
+                           for delivery_id, _ in starting]
+                session.commit()
+                return changed
+            except BaseException:
+                session.rollback()
+                raise
+            finally:
+                session.close()
+
+        try:
+            changed = await asyncio.get_running_loop().run_in_executor(self._thread, run)
+        except Exception as exc:
+            logger.error("check-in delivery marks not written: %s", type(exc).__name__)
+            self._sent[:0] = sent          # written again later
+            for _, future in starting:     # not sent: the row stays claimed
+                if not future.done():
+                    future.set_exception(exc)
+            return False
+        for (_, future), ok in zip(starting, changed):
+            if not future.done():
+                future.set_result(ok)
+        return True
+
+
 class CheckinService:
     def __init__(self, ctx: BotContext, bot: Bot, *, rate_per_second: float = 28,
                  workers: int = 24) -> None:
@@ -262,6 +374,7 @@ class CheckinService:
         self._db_engine = _pooled_engine(url, future=True, pool_size=DB_THREADS)
         self._sessions = sessionmaker(bind=self._db_engine, future=True, expire_on_commit=False)
         self._threads = ThreadPoolExecutor(DB_THREADS, thread_name_prefix="checkin-db")
+        self._marks = _Marks(self._sessions)
         self.scheduler = AsyncIOScheduler(jobstores={"default": self._store},
                                           job_defaults=JOB_DEFAULTS, timezone=timezone.utc)
         self._pace = _Pacer(rate_per_second)  # evenly spaced, no bursts
@@ -298,7 +411,10 @@ class CheckinService:
     async def start(self) -> None:
         global _active
         _active = self
-        uncertain = await self._db(deliveries.mark_interrupted_uncertain)
+        returned, uncertain = await self._db(deliveries.recover_interrupted)
+        if returned:
+            logger.warning("%d check-in(s) were claimed but not yet sent when the bot "
+                           "stopped; due again (sent if still within their grace)", returned)
         if uncertain:
             logger.warning("%d check-in(s) were being sent when the bot stopped; marked "
                            "uncertain and not re-sent", uncertain)
@@ -319,6 +435,7 @@ class CheckinService:
             await asyncio.gather(*self._tasks, return_exceptions=True)
         while self._recorder is not None and not self._recorder.done():
             await asyncio.gather(self._recorder, return_exceptions=True)
+        await self._marks.close()
         self._threads.shutdown(wait=True)
         self._engine.dispose()
         self._db_engine.dispose()
@@ -483,6 +600,8 @@ class CheckinService:
             return ("fail", "the patient blocked the bot")
         if patient.checkins_paused_at is not None:
             return ("skip", "check-ins paused by the patient")
+        if escalations.in_handoff(session, patient.sender_id) is not None:
+            return ("skip", "a person at the clinic was handling the patient")
         if repository.current_treatment(patient).id != treatment.id:
             return ("skip", "a newer treatment replaced this one")
         tz = ZoneInfo(patient.timezone)
@@ -527,6 +646,15 @@ class CheckinService:
             return
         try:
             async with self._pace.turn():
+                try:
+                    ours = await self._marks.start_sending(row.id)
+                except SQLAlchemyError:  # not sent; try again later
+                    await self._db(lambda s: deliveries.release(s, row.id, "database busy"))
+                    self._not_before[row.id] = self.ctx.now() + RASA_RETRY
+                    return
+                if not ours:
+                    logger.info("check-in %s taken by another worker meanwhile", row.id)
+                    return
                 reached = await send(self.ctx, self.bot, chat_id,
                                      [(r.text, r.buttons) for r in replies], kind="checkin",
                                      patient_id=patient_id)
@@ -540,4 +668,4 @@ class CheckinService:
                                                        "the patient blocked the bot"))
             await self.unschedule_patient(patient_id)
             return
-        await self._db(lambda s: deliveries.finish(s, row.id, "sent"))
+        self._marks.sent(row.id)

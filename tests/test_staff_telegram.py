@@ -16,12 +16,14 @@ from sqlalchemy import select
 from aftercare.services import MODEL_DIR, running_services
 from aftercare.settings import get_settings
 from aftercare.staff import add_staff, disable_staff, link_telegram
-from aftercare.store import alerts, db, escalations, repository
+from aftercare.store import alerts, db, deliveries, escalations, repository
 from aftercare.store.models import Escalation, Message, Photo, StaffReply
 from bot.context import sender_for_chat
 from bot.outgoing import MAX_MESSAGE_CHARS
 from support.fake_telegram import FakeTelegramServer
-from tests.bot_harness import ManualClock, enrol, free_port, new_chat_id, running_bot, wait_until
+from tests.bot_harness import (
+    ManualClock, enrol, fire_now, free_port, job_ids, new_chat_id, running_bot, wait_until,
+)
 
 pytestmark = pytest.mark.skipif(not (MODEL_DIR / "aftercare.tar.gz").exists(),
                                 reason="no trained model: run `make model` first")
@@ -505,3 +507,34 @@ async def test_added_to_a_group_the_bot_says_its_id_for_the_configuration(telegr
         "new_chat_member": {"status": "member", "user": bot_user}}})
     (said,) = await telegram.await_messages(group, 1)
     assert f"TELEGRAM_STAFF_CHAT_ID={group}" in said.text
+
+
+@pytest.mark.asyncio
+async def test_no_checkins_while_a_person_handles_the_patient(assistant, telegram, bot, clock):
+    patient_id, chat_id = await enrol(telegram, assistant, _treated(2.9))
+    telegram.push_message(chat_id, "please can a nurse call me")
+    await wait_until(lambda: _latest_escalation(assistant, chat_id) is not None, timeout=20)
+    escalation_id = _latest_escalation(assistant, chat_id).id
+    with db.session_scope(assistant.database_url) as session:
+        escalations.acknowledge(session, escalation_id, "nurse@clinic.example", clock())
+        treatment = repository.current_treatment(repository.get_patient(session, patient_id))
+        treatment_id = treatment.id
+    _relay(bot).wake()
+    await wait_until(lambda: any("looking after you" in (m.text or "")
+                                 for m in telegram.sent_messages(chat_id)))
+    count = len(telegram.sent_messages(chat_id))
+    job = f"checkin:{treatment_id}:day3_morning"
+    clock.set(datetime.now(timezone.utc).replace(hour=9, minute=30) + timedelta(days=1))
+    await wait_until(lambda: job in job_ids(assistant, patient_id))
+    fire_now(bot, job)
+    await wait_until(lambda: _delivery_status(assistant, patient_id, "day3_morning")
+                     not in (None, "due"), timeout=20)
+    assert _delivery_status(assistant, patient_id, "day3_morning") == "skipped"
+    assert len(telegram.sent_messages(chat_id)) == count
+
+
+def _delivery_status(settings, patient_id: int, checkin_id: str):
+    with db.session_scope(settings.database_url) as session:
+        found = [d for d in deliveries.for_patient(session, patient_id)
+                 if d.checkin_id == checkin_id]
+        return found[0].status if found else None

@@ -1,14 +1,36 @@
 """The check-in delivery log: one row per (treatment, check-in), so a check-in
 is sent at most once however often its job runs.
 
-    due ──claim──▶ sending ──▶ sent
-     │                  └────▶ failed (blocked, or Telegram kept failing)
+    due ──claim──▶ claimed ──start_sending──▶ sending ──▶ sent
+     │  ◀──release──┘                            └────▶ failed (blocked, or
+     │   (the assistant did not answer)                 Telegram kept failing)
      └──▶ skipped (stale, paused, no longer current)
-    sending found at start-up ──▶ uncertain (may or may not have reached the
-    patient; never re-sent, shown to staff)
 
-A row is claimed by a conditional UPDATE, so two workers (or two bot
-instances by mistake) cannot both send it.
+    found at start-up (the bot stopped or crashed with the row in flight):
+    claimed ──▶ due        certainly not sent: the request to Telegram is made
+                           only after the row is `sending`. Sent again if still
+                           within the check-in's grace (skipped otherwise),
+                           like any due check-in.
+    sending ──▶ uncertain  may or may not have reached the patient; never
+                           re-sent, shown to staff.
+
+`claim` happens before the assistant is asked for the check-in's wording,
+`start_sending` just before the request to Telegram, so the one state that
+leaves a doubt after a crash covers only the Telegram request itself.
+
+Every transition out of due and out of claimed is a conditional UPDATE, so two
+workers (or two bot instances by mistake) cannot both send a row: a row enters
+`sending` at most once (nothing leads back from sending, or from what follows
+it, to claimed), and only the caller whose start_sending changed the row
+sends. That holds even when a second instance's start-up returns the first
+one's claimed rows to due and claims one again: whichever of the two moves it
+to sending first sends it, the other finds it taken.
+
+A check-in returned to due after a crash had already been triggered in the
+assistant (the EXTERNAL_checkin event is in the patient's Rasa tracker) but
+never reached the patient; triggering it again when it is re-sent adds a
+second such event to the tracker. That is accepted: the patient sees the
+check-in once, and the dialogue is in the check-in's context either way.
 """
 from __future__ import annotations
 
@@ -42,10 +64,21 @@ def record(session: Session, *, patient_id: int, treatment_id: int, checkin_id: 
 
 
 def claim(session: Session, delivery_id: int) -> bool:
-    """due → sending; True only for the one caller that made the change."""
+    """due → claimed; True only for the one caller that made the change."""
     result = session.execute(
         update(CheckinDelivery)
         .where(CheckinDelivery.id == delivery_id, CheckinDelivery.status == "due")
+        .values(status="claimed", updated_at=utc_now())
+        .execution_options(synchronize_session=False))
+    return result.rowcount == 1
+
+
+def start_sending(session: Session, delivery_id: int) -> bool:
+    """claimed → sending, just before the request to Telegram; True only for the
+    one caller that made the change (the only one that may send)."""
+    result = session.execute(
+        update(CheckinDelivery)
+        .where(CheckinDelivery.id == delivery_id, CheckinDelivery.status == "claimed")
         .values(status="sending", updated_at=utc_now())
         .execution_options(synchronize_session=False))
     return result.rowcount == 1
@@ -59,13 +92,15 @@ def finish(session: Session, delivery_id: int, status: str,
         .execution_options(synchronize_session=False))
 
 
-def release(session: Session, delivery_id: int, detail: str) -> None:
-    """sending → due: nothing was sent (e.g. the assistant was down); try later."""
-    session.execute(
+def release(session: Session, delivery_id: int, detail: str) -> bool:
+    """claimed → due: nothing was sent (e.g. the assistant was down); try later.
+    False if the row was not claimed any more."""
+    result = session.execute(
         update(CheckinDelivery)
-        .where(CheckinDelivery.id == delivery_id, CheckinDelivery.status == "sending")
+        .where(CheckinDelivery.id == delivery_id, CheckinDelivery.status == "claimed")
         .values(status="due", detail=detail, updated_at=utc_now())
         .execution_options(synchronize_session=False))
+    return result.rowcount == 1
 
 
 def due(session: Session, limit: int = 500) -> list[CheckinDelivery]:
@@ -74,14 +109,21 @@ def due(session: Session, limit: int = 500) -> list[CheckinDelivery]:
     return list(session.execute(query).scalars())
 
 
-def mark_interrupted_uncertain(session: Session) -> int:
-    """At start-up: rows left in `sending` by a crash may or may not have been sent."""
-    result = session.execute(
+def recover_interrupted(session: Session) -> tuple[int, int]:
+    """At start-up, rows a stop or a crash left in flight: claimed → due (the
+    request to Telegram was never made), sending → uncertain (it may have
+    been). Returns (returned to due, marked uncertain)."""
+    now = utc_now()
+    uncertain = session.execute(
         update(CheckinDelivery).where(CheckinDelivery.status == "sending")
-        .values(status="uncertain", detail="interrupted while sending",
-                updated_at=utc_now())
-        .execution_options(synchronize_session=False))
-    return result.rowcount or 0
+        .values(status="uncertain", detail="interrupted while sending", updated_at=now)
+        .execution_options(synchronize_session=False)).rowcount or 0
+    returned = session.execute(
+        update(CheckinDelivery).where(CheckinDelivery.status == "claimed")
+        .values(status="due", detail="interrupted before sending; sent again if still due",
+                updated_at=now)
+        .execution_options(synchronize_session=False)).rowcount or 0
+    return returned, uncertain
 
 
 def recorded_keys(session: Session) -> set[tuple[int, str]]:
