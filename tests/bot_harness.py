@@ -5,15 +5,17 @@ from __future__ import annotations
 import asyncio
 import itertools
 import socket
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
-from typing import AsyncIterator, Optional
+from pathlib import Path
+from typing import AsyncIterator, Iterator, Optional
 
 from sqlalchemy import text
 
 from aftercare import enrolment
-from aftercare.settings import Settings
+from aftercare.services import running_services
+from aftercare.settings import Settings, get_settings
 from aftercare.store import db, repository
 from bot.app import build_application, running
 from bot.checkin_service import JOB_TABLE, CheckinService
@@ -37,6 +39,20 @@ class ManualClock:
 
     def advance(self, **delta: float) -> None:
         self.current += timedelta(**delta)
+
+
+@contextmanager
+def running_assistant(work: Path) -> Iterator[Settings]:
+    """The real Rasa server and action server on free ports, with a database and
+    logs of their own in `work` (no review page: the bot tests do not need it)."""
+    url = f"sqlite:///{work / 'aftercare.db'}"
+    settings = replace(get_settings(), database_url=url,
+                       rasa_url=f"http://127.0.0.1:{free_port()}",
+                       action_server_url=f"http://127.0.0.1:{free_port()}/webhook",
+                       log_dir=work / "log")
+    db.migrate(url)
+    with running_services(settings, log_dir=work / "log", timeout=300, include_review=False):
+        yield settings
 
 
 def free_port() -> int:

@@ -4,7 +4,6 @@ SQLite database. Check-ins fire through APScheduler; the bot's clock is one
 the test moves."""
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -12,8 +11,7 @@ import pytest_asyncio
 from sqlalchemy import func, select, text
 
 from aftercare import checkins as plans
-from aftercare.services import MODEL_DIR, running_services
-from aftercare.settings import get_settings
+from aftercare.services import MODEL_DIR
 from aftercare.store import db, deliveries, repository
 from aftercare.store.models import (
     CheckinDelivery, Erasure, Escalation, Message, Patient, Photo, SymptomReport,
@@ -23,7 +21,7 @@ from bot.context import sender_for_chat
 from support.fake_telegram import FakeTelegramServer
 from tests.bot_harness import (
     ManualClock, add_patient, checkins, enrol, fire_now, free_port, job_ids, new_chat_id,
-    running_bot,
+    running_assistant, running_bot,
     wait_until,
 )
 from tests.conftest import LONDON, PROTOCOL_PATH
@@ -36,12 +34,7 @@ pytestmark = pytest.mark.skipif(not (MODEL_DIR / "aftercare.tar.gz").exists(),
 def assistant(tmp_path_factory):
     """The real Rasa server and action server on a database of this module's own."""
     work = tmp_path_factory.mktemp("bot")
-    url = f"sqlite:///{work / 'aftercare.db'}"
-    settings = replace(get_settings(), database_url=url,
-                       rasa_url=f"http://127.0.0.1:{free_port()}",
-                       action_server_url=f"http://127.0.0.1:{free_port()}/webhook")
-    db.migrate(url)
-    with running_services(settings, log_dir=work / "log", timeout=300, include_review=False):
+    with running_assistant(work) as settings:
         yield settings
 
 

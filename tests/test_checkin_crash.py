@@ -8,7 +8,6 @@ A crash is the state it leaves in the delivery log: rows still `claimed`
 from __future__ import annotations
 
 import asyncio
-from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
 
@@ -16,11 +15,12 @@ import pytest
 
 from aftercare import checkins as plans
 from aftercare.protocol import load_protocol
-from aftercare.services import MODEL_DIR, running_services
-from aftercare.settings import get_settings
+from aftercare.services import MODEL_DIR
 from aftercare.store import db, deliveries, repository
 from support.fake_telegram import FakeTelegramServer
-from tests.bot_harness import ManualClock, checkins, enrol, free_port, running_bot, wait_until
+from tests.bot_harness import (
+    ManualClock, checkins, enrol, running_assistant, running_bot, wait_until,
+)
 from tests.conftest import PROTOCOL_PATH
 
 pytestmark = pytest.mark.skipif(not (MODEL_DIR / "aftercare.tar.gz").exists(),
@@ -33,12 +33,7 @@ CHECKIN = "day2_morning"   # 09:00 on day 2, grace 6 h
 def assistant(tmp_path_factory):
     """The real Rasa server and action server on a database of this module's own."""
     work = tmp_path_factory.mktemp("crash")
-    url = f"sqlite:///{work / 'aftercare.db'}"
-    settings = replace(get_settings(), database_url=url,
-                       rasa_url=f"http://127.0.0.1:{free_port()}",
-                       action_server_url=f"http://127.0.0.1:{free_port()}/webhook")
-    db.migrate(url)
-    with running_services(settings, log_dir=work / "log", timeout=300):
+    with running_assistant(work) as settings:
         yield settings
 
 

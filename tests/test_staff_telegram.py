@@ -6,15 +6,13 @@ the test moves."""
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
 import pytest
 import pytest_asyncio
 from sqlalchemy import select
 
-from aftercare.services import MODEL_DIR, running_services
-from aftercare.settings import get_settings
+from aftercare.services import MODEL_DIR
 from aftercare.staff import add_staff, disable_staff, link_telegram
 from aftercare.store import alerts, db, deliveries, escalations, repository
 from aftercare.store.models import Escalation, Message, Photo, StaffReply
@@ -22,7 +20,8 @@ from bot.context import sender_for_chat
 from bot.outgoing import MAX_MESSAGE_CHARS
 from support.fake_telegram import FakeTelegramServer
 from tests.bot_harness import (
-    ManualClock, enrol, fire_now, free_port, job_ids, new_chat_id, running_bot, wait_until,
+    ManualClock, enrol, fire_now, free_port, job_ids, new_chat_id, running_assistant,
+    running_bot, wait_until,
 )
 
 pytestmark = pytest.mark.skipif(not (MODEL_DIR / "aftercare.tar.gz").exists(),
@@ -40,13 +39,7 @@ EMERGENCY = "my lips are really swollen and my throat feels tight"
 @pytest.fixture(scope="module")
 def assistant(tmp_path_factory):
     work = tmp_path_factory.mktemp("staff")
-    url = f"sqlite:///{work / 'aftercare.db'}"
-    settings = replace(get_settings(), database_url=url,
-                       rasa_url=f"http://127.0.0.1:{free_port()}",
-                       action_server_url=f"http://127.0.0.1:{free_port()}/webhook",
-                       log_dir=work / "log")
-    db.migrate(url)
-    with running_services(settings, log_dir=work / "log", timeout=300, include_review=False):
+    with running_assistant(work) as settings:
         yield settings
 
 
