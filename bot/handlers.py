@@ -90,12 +90,17 @@ async def converse(context: ContextTypes.DEFAULT_TYPE, chat_id: int, text: str,
     sender_id = sender_for_chat(chat_id)
     text = text[:MAX_INCOMING_CHARS]
     async with ctx.chat_lock(chat_id):
-        message_id = (await ctx.db(lambda s: chats.log_message(
-            s, sender_id=sender_id, direction="in", text=text, kind=kind))).id
+        def log_and_find_handoff(session) -> tuple[int, Optional[int]]:
+            # One trip to the database on every message: log it, and see whether
+            # a person is handling this chat.
+            message = chats.log_message(session, sender_id=sender_id, direction="in",
+                                        text=text, kind=kind)
+            return message.id, handoff_escalation(session, sender_id)
+
+        message_id, handoff = await ctx.db(log_and_find_handoff)
         if not ctx.flood.allow(chat_id):
             await _hold(context, chat_id, message_id, text)
             return
-        handoff = await handoff_escalation(ctx, sender_id)
         if handoff is not None:
             await pass_to_person(context, chat_id, message_id, text, handoff)
             return

@@ -20,12 +20,10 @@ from bot.staff_relay import StaffRelay
 logger = logging.getLogger(__name__)
 
 
-async def handoff_escalation(ctx: BotContext, sender_id: str) -> Optional[int]:
+def handoff_escalation(session, sender_id: str) -> Optional[int]:
     """The escalation a person is handling for this chat, or None."""
-    def find(session) -> Optional[int]:
-        escalation = escalations.in_handoff(session, sender_id)
-        return escalation.id if escalation is not None else None
-    return await ctx.db(find)
+    escalation = escalations.in_handoff(session, sender_id)
+    return escalation.id if escalation is not None else None
 
 
 async def pass_to_person(context: ContextTypes.DEFAULT_TYPE, chat_id: int, message_id: int,
