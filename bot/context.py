@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import defaultdict, deque
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Callable, Optional, TypeVar
+from typing import AsyncIterator, Callable, Optional, TypeVar
 
-from aiolimiter import AsyncLimiter
 from sqlalchemy.orm import Session
 
 from aftercare.protocol import Protocol, current_protocol
@@ -82,6 +82,32 @@ class FloodGuard:
         return True
 
 
+class ChatPace:
+    """Telegram allows about one message a second in a chat, counted when its
+    server accepts each one. That moment lies somewhere inside the request, so
+    the next send starts a full second after the previous one *ended*: spacing
+    the starts instead lets a slow request and a fast one land closer than a
+    second apart, and be refused."""
+
+    def __init__(self, interval: float = 1.0) -> None:
+        self._interval = interval
+        self._lock = asyncio.Lock()
+        self._last_end: Optional[float] = None
+
+    @asynccontextmanager
+    async def turn(self) -> AsyncIterator[None]:
+        async with self._lock:
+            loop = asyncio.get_running_loop()
+            if self._last_end is not None:
+                wait = self._last_end + self._interval - loop.time()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+            try:
+                yield
+            finally:
+                self._last_end = loop.time()
+
+
 @dataclass
 class BotContext:
     settings: Settings
@@ -89,7 +115,7 @@ class BotContext:
     clock: Clock = utc_now
     flood: FloodGuard = field(default_factory=FloodGuard)
     _locks: dict[int, asyncio.Lock] = field(default_factory=lambda: defaultdict(asyncio.Lock))
-    _paces: dict[int, AsyncLimiter] = field(default_factory=dict)
+    _paces: dict[int, ChatPace] = field(default_factory=lambda: defaultdict(ChatPace))
 
     @property
     def protocol(self) -> Protocol:
@@ -106,11 +132,8 @@ class BotContext:
         """Messages of one chat are handled one at a time, in order."""
         return self._locks[chat_id]
 
-    def chat_pace(self, chat_id: int) -> AsyncLimiter:
-        """Telegram asks for at most about one message a second in a chat: the
-        first goes at once, a second one right after waits its turn."""
-        if chat_id not in self._paces:
-            self._paces[chat_id] = AsyncLimiter(1, 1)
+    def chat_pace(self, chat_id: int) -> ChatPace:
+        """The first message to a chat goes at once; one right after waits its turn."""
         return self._paces[chat_id]
 
     def clinic_values(self) -> dict[str, object]:

@@ -56,8 +56,8 @@ async def send(ctx: BotContext, bot: Bot, chat_id: int,
     messages = compose(replies)
     try:
         for message in messages:
-            await ctx.chat_pace(chat_id).acquire()
-            await _send_one(bot, chat_id, message)
+            async with ctx.chat_pace(chat_id).turn():
+                await _send_one(bot, chat_id, message)
             await ctx.db(lambda s, m=message: chats.log_message(
                 s, sender_id=sender_id, direction="out", text=m.text, kind=kind,
                 patient_id=patient_id))
