@@ -454,20 +454,32 @@ class ActionSetTreatmentDate(ContextAction):
             dispatcher.utter_message(response="utter_treatment_date_not_understood",
                                      problem=str(exc))
             return []
+        on_record = None
         with ctx.session() as session:
             patient = repository.find_patient_by_sender(session, tracker.sender_id)
+            treatment = repository.current_treatment(patient) if patient else None
             if patient is None:
                 repository.add_patient(session, name=SELF_REPORTED_NAME, treated_at=treated_at,
                                        timezone=tz.key, sender_id=tracker.sender_id,
                                        source="self_reported")
-            elif (treatment := repository.current_treatment(patient)) is not None:
-                treatment.treated_at = treated_at  # a correction, not a new session
-            else:
+            elif treatment is None:
                 repository.add_treatment(session, patient, treated_at)
-        dispatcher.utter_message(
-            response="utter_treatment_date_saved",
-            treated_when=_past_moment(treated_at, now, tz),
-            day=recovery_day(treated_at, tz, now))
+            elif patient.source == "clinic":
+                # The clinic's record is the one its check-ins and staff work from:
+                # a patient who remembers it differently is sent to the clinic.
+                on_record = treatment.treated_at
+            else:
+                treatment.treated_at = treated_at  # a correction, not a new session
+        if on_record is not None:
+            dispatcher.utter_message(
+                response="utter_treatment_date_on_record",
+                treated_when=_past_moment(on_record, now, tz),
+                day=recovery_day(on_record, tz, now), **clinic_values(ctx.protocol))
+        else:
+            dispatcher.utter_message(
+                response="utter_treatment_date_saved",
+                treated_when=_past_moment(treated_at, now, tz),
+                day=recovery_day(treated_at, tz, now))
         pending = tracker.get_slot("pending_intent")
         events: list[EventType] = [SlotSet("pending_intent", None)]
         if pending in ANSWERERS:

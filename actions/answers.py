@@ -330,7 +330,7 @@ def responses_sent_by_actions(protocol: Protocol) -> set[str]:
         | {"utter_results_timeline", "utter_next_treatment", "utter_next_treatment_course_done",
            "utter_next_treatment_unknown", "utter_human_handoff", "utter_default",
            "utter_ask_treatment_date", "utter_treatment_date_saved",
-           "utter_treatment_date_not_understood"}
+           "utter_treatment_date_on_record", "utter_treatment_date_not_understood"}
         | set(SAFETY_RESPONSES)
         | {checkin_response(protocol, c.id) for c in protocol.checkins}
         | {checkin_response(protocol, None), "utter_checkin_clarify",

@@ -234,6 +234,32 @@ async def test_unknown_patient_is_asked_for_the_date_then_answered(context):
 
 
 @pytest.mark.asyncio
+async def test_a_clinic_patient_cannot_move_the_clinics_treatment_date(context, enrolled):
+    """Check-ins and staff go by the clinic's record; a patient remembering a
+    different day is told the date on record and who can correct it."""
+    messages, events = await run(rasa_actions.ActionSetTreatmentDate,
+                                 tracker("it was 3 days ago", "inform_treatment_date"))
+    assert responses(messages) == ["utter_treatment_date_on_record"]
+    assert messages[0]["treated_when"] == "today at 10:00"
+    assert messages[0]["day"] == 0 and messages[0]["clinic_phone"]
+    with context.session() as session:
+        patient = repository.find_patient_by_sender(session, SENDER)
+        assert repository.current_treatment(patient).treated_at.astimezone(LONDON) == TREATED
+
+
+@pytest.mark.asyncio
+async def test_a_self_reported_patient_can_correct_their_date(context):
+    for text, day in (("this morning", 0), ("2 days ago", 2)):
+        messages, _ = await run(rasa_actions.ActionSetTreatmentDate,
+                                tracker(text, "inform_treatment_date", sender="stranger"))
+        assert responses(messages) == ["utter_treatment_date_saved"]
+        assert messages[0]["day"] == day
+    with context.session() as session:
+        patient = repository.find_patient_by_sender(session, "stranger")
+        assert len(patient.treatments) == 1
+
+
+@pytest.mark.asyncio
 async def test_a_date_that_cannot_be_understood_gets_a_clear_answer(context):
     for text in ("next week", "in 3 days", "🌞🌞"):
         messages, events = await run(rasa_actions.ActionSetTreatmentDate,
