@@ -93,6 +93,13 @@ def _treated(days: float) -> datetime:
     return datetime.now(timezone.utc) - timedelta(days=days)
 
 
+async def _handoff_notice(telegram, chat_id: int) -> None:
+    """The patient has been told a person has it (which may come after the
+    assistant's own reply to the message that raised the escalation)."""
+    await wait_until(lambda: any("looking after you" in (m.text or "")
+                                 for m in telegram.sent_messages(chat_id)), timeout=20)
+
+
 def _staff_posts(telegram, after: int = 0):
     return telegram.sent_messages(STAFF_CHAT)[after:]
 
@@ -211,16 +218,17 @@ async def test_red_flag_reaches_staff_who_take_over_reply_and_hand_back(
 async def test_a_red_flag_during_hand_off_still_gets_its_safety_message(
         assistant, telegram, bot):
     _, chat_id = await enrol(telegram, assistant, _treated(3.2))
+    count = len(telegram.sent_messages(chat_id))
     telegram.push_message(chat_id, "can I speak to a nurse please")
-    await wait_until(lambda: _latest_escalation(assistant, chat_id) is not None, timeout=20)
+    await telegram.await_messages(chat_id, count + 1, timeout=30)  # the assistant's answer
     first = _latest_escalation(assistant, chat_id)
     alert = await _alert_for(telegram, first.id)
-    count = len(telegram.sent_messages(chat_id))
     telegram.push_callback(STAFF_CHAT, f"esc:ack:{first.id}", alert.message_id, user_id=NURSE)
-    await telegram.await_messages(chat_id, count + 1, timeout=20)  # the hand-off notice
+    await _handoff_notice(telegram, chat_id)
+    count = len(telegram.sent_messages(chat_id))
 
     telegram.push_message(chat_id, EMERGENCY)
-    safety = (await telegram.await_messages(chat_id, count + 2, timeout=20))[-1]
+    (safety,) = (await telegram.await_messages(chat_id, count + 1, timeout=20))[count:]
     assert "999" in safety.text
     second = _latest_escalation(assistant, chat_id)
     assert second.id != first.id and second.level == "emergency"
@@ -473,8 +481,9 @@ async def test_an_escalation_written_while_the_bot_was_down_is_alerted_at_start(
 async def test_forgetting_a_patient_removes_their_alerts_from_the_staff_group(
         assistant, telegram, bot):
     _, chat_id = await enrol(telegram, assistant, _treated(3.2))
+    count = len(telegram.sent_messages(chat_id))
     telegram.push_message(chat_id, URGENT_DAY3)
-    await wait_until(lambda: _latest_escalation(assistant, chat_id) is not None, timeout=20)
+    await telegram.await_messages(chat_id, count + 1, timeout=30)  # the safety message
     escalation_id = _latest_escalation(assistant, chat_id).id
     alert = await _alert_for(telegram, escalation_id)
     await wait_until(lambda: _escalation(assistant, escalation_id).alerted_at is not None)
@@ -513,8 +522,7 @@ async def test_no_checkins_while_a_person_handles_the_patient(assistant, telegra
         treatment = repository.current_treatment(repository.get_patient(session, patient_id))
         treatment_id = treatment.id
     _relay(bot).wake()
-    await wait_until(lambda: any("looking after you" in (m.text or "")
-                                 for m in telegram.sent_messages(chat_id)))
+    await _handoff_notice(telegram, chat_id)
     count = len(telegram.sent_messages(chat_id))
     job = f"checkin:{treatment_id}:day3_morning"
     clock.set(datetime.now(timezone.utc).replace(hour=9, minute=30) + timedelta(days=1))
