@@ -493,21 +493,35 @@ class CheckinService:
             if job.startswith("checkin:") and int(job.split(":")[1]) not in treatments:
                 self._remove(job)
 
+    def _job_times(self) -> dict[str, Optional[float]]:
+        """Check-in job ids and when they run (a UTC timestamp)."""
+        with self._engine.connect() as connection:
+            rows = connection.execute(text(
+                f"SELECT id, next_run_time FROM {JOB_TABLE} WHERE id LIKE 'checkin:%'"))
+            return {job: run_at for job, run_at in rows}
+
     def _sync_jobs(self, wanted: dict[str, _Job], patient_id: Optional[int]) -> int:
-        existing = {j for j in self._job_ids() if j.startswith("checkin:")}
+        existing = self._job_times()
         missing = [job for key, job in wanted.items() if key not in existing]
         if missing:
             self._add_jobs(missing)
+        # A corrected treatment date or a changed protocol moves a check-in.
+        moved = [job for key, job in wanted.items() if existing.get(key) is not None
+                 and abs(existing[key] - job.run_at.timestamp()) > 1]
+        if moved:
+            self._add_jobs(moved, replace=True)
+            logger.info("reconcile: %d check-in job(s) moved to a new time", len(moved))
         if patient_id is None:  # a full pass: drop jobs that no longer apply
-            for stale in existing - set(wanted):
+            for stale in existing.keys() - set(wanted):
                 self._remove(stale)
         return len(missing)
 
-    def _add_jobs(self, jobs: list[_Job]) -> None:
+    def _add_jobs(self, jobs: list[_Job], replace: bool = False) -> None:
         """The jobs scheduler.add_job would store, written in one transaction,
         then one wake-up of the scheduler (add_job commits and wakes it once per
-        job: minutes for a clinic's worth of patients). If one of them appeared
-        meanwhile, fall back to add_job, which replaces it."""
+        job: minutes for a clinic's worth of patients). With `replace`, jobs of
+        the same ids are deleted in that transaction first. If one of them
+        appeared meanwhile, fall back to add_job, which replaces it."""
         now = datetime.now(timezone.utc)
 
         def row(job: _Job) -> dict:
@@ -522,8 +536,11 @@ class CheckinService:
 
         try:
             with self._engine.begin() as connection:
+                table = self._store.jobs_t
+                for chunk in _chunks(jobs if replace else [], 500):
+                    connection.execute(table.delete().where(table.c.id.in_([j.id for j in chunk])))
                 for chunk in _chunks(jobs, 5000):  # built a chunk at a time: less memory
-                    connection.execute(self._store.jobs_t.insert(), [row(j) for j in chunk])
+                    connection.execute(table.insert(), [row(j) for j in chunk])
         except IntegrityError:
             for job in jobs:
                 self.scheduler.add_job(JOB_FUNCTION, "date", run_date=job.run_at, id=job.id,

@@ -370,6 +370,28 @@ async def test_checkin_in_quiet_hours_waits_for_their_end(assistant, telegram, c
 
 
 @pytest.mark.asyncio
+async def test_a_corrected_date_or_a_new_treatment_moves_the_checkins(assistant, telegram, bot):
+    patient_id, _ = await enrol(telegram, assistant, _treated_hours_ago(2))
+    first = _current_treatment_id(assistant, patient_id)
+    service = checkins(bot)
+    before = service.scheduler.get_job(job_id(first, "day7")).next_run_time
+    _move_treatment(assistant, patient_id, days=-1)     # the clinic corrects the date
+    await service.reconcile()
+    moved = service.scheduler.get_job(job_id(first, "day7")).next_run_time
+    assert moved == _planned(assistant, patient_id, "day7").due_at
+    assert before - moved == timedelta(days=1)
+
+    with db.session_scope(assistant.database_url) as session:  # the next session
+        repository.add_treatment(session, repository.get_patient(session, patient_id),
+                                 datetime.now(timezone.utc))
+    second = _current_treatment_id(assistant, patient_id)
+    await service.reconcile()
+    jobs = job_ids(assistant, patient_id)
+    assert job_id(second, "day7") in jobs
+    assert not [job for job in jobs if job.startswith(f"checkin:{first}:")]
+
+
+@pytest.mark.asyncio
 async def test_blocked_bot_marks_the_patient_unreachable_and_stops_checkins(assistant,
                                                                           telegram, bot, clock):
     patient_id, chat_id = await enrol(telegram, assistant, _treated_hours_ago(20))

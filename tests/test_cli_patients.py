@@ -153,10 +153,48 @@ def test_duplicate_sender(db_url: str, capsys: pytest.CaptureFixture) -> None:
     assert stored_names(db_url) == ["Ana"]
 
 
-@pytest.mark.parametrize("action", [["show", "7"], ["remove", "7", "--yes"], ["link", "7"]])
+@pytest.mark.parametrize("action", [["show", "7"], ["remove", "7", "--yes"], ["link", "7"],
+                                    ["treatment", "7", "--treated", days_ago(1)]])
 def test_unknown_id(db_url: str, capsys: pytest.CaptureFixture, action: list[str]) -> None:
     code, _, err = run(capsys, "patients", *action)
     assert code == 2 and "no patient with id 7" in err
+
+
+def treatments(url: str, patient_id: int = 1) -> list[tuple[int, str]]:
+    with db.session_scope(url) as session:
+        patient = repository.get_patient(session, patient_id)
+        return sorted((t.number_in_series, f"{t.treated_at.astimezone(LONDON):%Y-%m-%d %H:%M}")
+                      for t in patient.treatments)
+
+
+def test_the_next_treatment_of_the_series(db_url: str, capsys: pytest.CaptureFixture) -> None:
+    run(capsys, "patients", "add", "--name", "Ana", "--treated", days_ago(30))
+    code, out, _ = run(capsys, "patients", "treatment", "1", "--treated", days_ago(1))
+    assert code == 0 and "treatment 2 on" in out and "day 1 of recovery" in out
+    assert treatments(db_url) == [(1, days_ago(30)), (2, days_ago(1))]
+
+
+def test_correcting_the_latest_treatments_date(db_url: str,
+                                                capsys: pytest.CaptureFixture) -> None:
+    run(capsys, "patients", "add", "--name", "Ana", "--treated", days_ago(3))
+    code, out, _ = run(capsys, "patients", "treatment", "1", "--treated", days_ago(2, clock="14:30"),
+                       "--correct")
+    assert code == 0 and "treatment 1 corrected to" in out
+    assert treatments(db_url) == [(1, days_ago(2, clock="14:30"))]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--treated", "yesterday"], "--treated"),
+    (["--treated", days_ago(-2)], "is in the future"),
+    (["--treated", days_ago(5)], "is not after patient 1's latest treatment"),
+    (["--treated", days_ago(3)], "add --correct"),
+])
+def test_treatment_refuses_bad_dates(db_url: str, capsys: pytest.CaptureFixture,
+                                     argv: list[str], message: str) -> None:
+    run(capsys, "patients", "add", "--name", "Ana", "--treated", days_ago(3))
+    code, _, err = run(capsys, "patients", "treatment", "1", *argv)
+    assert code == 2 and message in err
+    assert treatments(db_url) == [(1, days_ago(3))]
 
 
 def test_remove_with_yes(db_url: str, capsys: pytest.CaptureFixture) -> None:
@@ -197,7 +235,7 @@ def test_remove_asks_on_a_terminal(db_url: str, capsys: pytest.CaptureFixture,
 
 @pytest.mark.parametrize("argv", [
     ["patients"], ["patients", "add"], ["patients", "list"], ["patients", "show"],
-    ["patients", "remove"], ["patients", "link"],
+    ["patients", "remove"], ["patients", "link"], ["patients", "treatment"],
 ])
 def test_every_subcommand_has_help(capsys: pytest.CaptureFixture, argv: list[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:

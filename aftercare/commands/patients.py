@@ -1,4 +1,5 @@
-"""`aftercare patients`: add, list, show and remove patients, make enrolment links.
+"""`aftercare patients`: add, list, show and remove patients, record their
+further treatments, make enrolment links.
 
 The database is AFTERCARE_DATABASE_URL; every action first brings its schema
 up to date, so a fresh install needs no separate migration step.
@@ -74,6 +75,18 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           "no enrolment link is made then")
     _add_link_options(add)
     add.set_defaults(handler=_add)
+
+    treatment = actions.add_parser(
+        "treatment", help="record a patient's next treatment, or correct the latest one's date",
+        description="Record the next treatment of a patient's series, or with --correct "
+                    "change the date of their latest treatment. The running bot moves the "
+                    "check-ins to match within 5 minutes (its next reconcile pass).")
+    treatment.add_argument("id", type=int, help="patient id")
+    treatment.add_argument("--treated", required=True, metavar='"YYYY-MM-DD HH:MM"',
+                           help="when the treatment was, local time in the patient's zone")
+    treatment.add_argument("--correct", action="store_true",
+                           help="change the latest treatment's date instead of adding one")
+    treatment.set_defaults(handler=_treatment)
 
     link = actions.add_parser(
         "link", help="make a new enrolment link for a patient",
@@ -244,15 +257,7 @@ def _add(args: argparse.Namespace) -> int:
     tz_name = args.tz or _clinic_timezone()
     tz = _zone(tz_name)
     now = _now()
-    try:
-        treated_at = parse_clinic_datetime(args.treated, tz)
-    except DateParseError as exc:
-        raise CommandError(f"--treated: {exc}") from None
-    if treated_at > now:
-        raise CommandError(f"--treated: {args.treated} ({tz_name}) is in the future")
-    if recovery_day(treated_at, tz, now) > MAX_DAYS_BACK:
-        raise CommandError(
-            f"--treated: {args.treated} is more than {MAX_DAYS_BACK} days ago; check the date")
+    treated_at = _treated_at(args.treated, tz, now)
     plan = None if args.sender else _plan_link(args)
     code = expires_at = None
     with _session() as session:
@@ -274,6 +279,46 @@ def _add(args: argparse.Namespace) -> int:
                       f"Patient {patient_id} was added and the link above works; for a QR "
                       f"image run: aftercare patients link {patient_id} --qr-png PATH "
                       "(this replaces the link above)")
+    return 0
+
+
+def _treated_at(text: str, tz: ZoneInfo, now: datetime) -> datetime:
+    try:
+        treated_at = parse_clinic_datetime(text, tz)
+    except DateParseError as exc:
+        raise CommandError(f"--treated: {exc}") from None
+    if treated_at > now:
+        raise CommandError(f"--treated: {text} ({tz.key}) is in the future")
+    if recovery_day(treated_at, tz, now) > MAX_DAYS_BACK:
+        raise CommandError(
+            f"--treated: {text} is more than {MAX_DAYS_BACK} days ago; check the date")
+    return treated_at
+
+
+def _treatment(args: argparse.Namespace) -> int:
+    now = _now()
+    with _session() as session:
+        patient = _get(session, args.id)
+        tz = _zone(patient.timezone)
+        treated_at = _treated_at(args.treated, tz, now)
+        latest = repository.current_treatment(patient)
+        if args.correct:
+            if latest is None:
+                raise CommandError(f"patient {args.id} has no treatment to correct")
+            latest.treated_at, changed = treated_at, latest
+            verb = "corrected to"
+        else:
+            if latest is not None and treated_at <= latest.treated_at:
+                raise CommandError(
+                    f"--treated: {args.treated} is not after patient {args.id}'s latest "
+                    f"treatment ({_when(latest.treated_at, tz)}); to change that date, "
+                    "add --correct")
+            changed, verb = repository.add_treatment(session, patient, treated_at), "on"
+        session.flush()
+        number, name = changed.number_in_series, patient.name
+    print(f"Patient {args.id} ({_printable(name)}): treatment {number} {verb} "
+          f"{_when(treated_at, tz)}, day {recovery_day(treated_at, tz, now)} of recovery. "
+          "Check-ins follow within 5 minutes if the bot is running.")
     return 0
 
 
