@@ -56,11 +56,15 @@ def _relay(context: ContextTypes.DEFAULT_TYPE) -> StaffRelay:
 
 class StaffDirectory:
     """Who may act for the clinic in Telegram. Group membership is asked of
-    Telegram and remembered for a minute; a disabled account is refused even
-    if it is still in the group."""
+    Telegram and remembered for a minute, or until the group says someone
+    joined or left; a disabled account is refused even if it is still in the
+    group."""
 
     def __init__(self) -> None:
         self._members: dict[int, tuple[bool, float]] = {}
+
+    def forget(self, user_id: int) -> None:
+        self._members.pop(user_id, None)
 
     async def actor(self, context: ContextTypes.DEFAULT_TYPE, user: Optional[User]) -> Optional[str]:
         """The name recorded on the timeline for this user, or None if not staff."""
@@ -309,6 +313,22 @@ async def on_bot_added(update: Update, context: ContextTypes.DEFAULT_TYPE) -> No
     await context.bot.send_message(change.chat.id, text)
 
 
+async def on_membership_change(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Someone joined or left the staff group (a service message, or a member
+    update when the bot is an admin): ask Telegram afresh next time they act,
+    so a removed member loses access at once rather than within the minute."""
+    users: list[User] = []
+    if update.chat_member is not None:
+        users.append(update.chat_member.new_chat_member.user)
+    if update.message is not None:
+        users.extend(update.message.new_chat_members or ())
+        if update.message.left_chat_member is not None:
+            users.append(update.message.left_chat_member)
+    directory = _directory(context)
+    for user in users:
+        directory.forget(user.id)
+
+
 def add_staff_handlers(application: Application, staff_chat: Optional[int]) -> None:
     """Registered before the patient handlers, so staff commands in a private
     chat are not taken for unknown patient commands."""
@@ -320,6 +340,11 @@ def add_staff_handlers(application: Application, staff_chat: Optional[int]) -> N
         application.add_handler(CommandHandler(["help", "start"], on_staff_help, filters=group))
         application.add_handler(MessageHandler(
             group & filters.TEXT & ~filters.COMMAND & filters.REPLY, on_staff_reply))
+        application.add_handler(MessageHandler(
+            group & (filters.StatusUpdate.NEW_CHAT_MEMBERS
+                     | filters.StatusUpdate.LEFT_CHAT_MEMBER), on_membership_change))
+        application.add_handler(ChatMemberHandler(
+            on_membership_change, ChatMemberHandler.CHAT_MEMBER, chat_id=staff_chat))
     application.add_handler(CommandHandler(list(STAFF_COMMANDS), on_staff_command, filters=where))
     application.add_handler(CallbackQueryHandler(on_staff_button,
                                                  pattern=f"^{posts.CALLBACK_PREFIX}:"))

@@ -351,6 +351,26 @@ async def test_only_staff_can_press_alert_buttons_or_use_staff_commands(
 
 
 @pytest.mark.asyncio
+async def test_a_member_who_leaves_the_group_loses_access_at_once(assistant, telegram, bot):
+    escalation_id = _record(assistant, "urgent")
+    await _relay(bot).run_once()
+    alert = await _alert_for(telegram, escalation_id)
+    leaver = new_chat_id()
+    telegram.add_member(STAFF_CHAT, leaver)
+    posted = len(_staff_posts(telegram))
+    telegram.push_command(STAFF_CHAT, "/open", user_id=leaver, chat_type="supergroup")
+    await telegram.await_messages(STAFF_CHAT, posted + 1)  # a member: answered, remembered
+
+    telegram.remove_member(STAFF_CHAT, leaver)  # Telegram tells the group
+    directory = bot.bot_data["staff_directory"]
+    await wait_until(lambda: leaver not in directory._members)
+    telegram.push_callback(STAFF_CHAT, f"esc:ack:{escalation_id}", alert.message_id,
+                           user_id=leaver)
+    assert (await _answered_callbacks(telegram, 1))[-1] is None
+    assert _escalation(assistant, escalation_id).status == "open"
+
+
+@pytest.mark.asyncio
 async def test_staff_list_accounts_act_in_private_and_disabled_ones_cannot(
         assistant, telegram, bot, clock):
     escalation_id = _record(assistant, "routine", day=9)

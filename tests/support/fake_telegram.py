@@ -577,9 +577,15 @@ class FakeTelegramServer:
         with self._lock:
             self._members[chat_id].add(user_id)
 
-    def remove_member(self, chat_id: int, user_id: int) -> None:
+    def remove_member(self, chat_id: int, user_id: int, announce: bool = True) -> None:
+        """The user leaves the group; with ``announce`` the group gets Telegram's
+        service message about it, as bots in a group do."""
         with self._lock:
             self._members[chat_id].discard(user_id)
+        if announce:
+            left = {"id": user_id, "is_bot": False, "first_name": "Former"}
+            self._incoming(chat_id, {"left_chat_member": left}, user_id=user_id,
+                           chat_type="supergroup")
 
     def block_chat(self, chat_id: int) -> None:
         """Every call carrying this chat_id answers 403 until ``unblock_chat``."""
