@@ -15,17 +15,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-from collections import OrderedDict, deque
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Deque, Optional, Tuple
+from typing import Optional, Tuple
 from urllib.parse import urlsplit
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from aftercare.staff import session_is_valid
-from aftercare.store.models import Staff, StaffSession
+from aftercare.store.models import LoginFailure, Staff, StaffSession
 
 SESSION_COOKIE = "review_session"
 LOGIN_CSRF_COOKIE = "review_login_csrf"
@@ -127,51 +126,50 @@ class LoginLimiter:
     Per email it stops password guessing on one account; per address it stops
     one client trying many emails. The address limit is higher because staff
     behind one proxy or clinic router share an address, and a few typos
-    between them must not lock the whole clinic out. Kept in memory: a restart
-    forgets it, which is acceptable for one process on one machine.
+    between them must not lock the whole clinic out. The failures are kept in
+    the database (only hashes of the email and address), so a restart of the
+    review process does not reset a guessing run.
     """
 
     def __init__(self, per_email: int = 5, per_address: int = 20,
-                 window: timedelta = timedelta(minutes=15), max_keys: int = 10_000) -> None:
+                 window: timedelta = timedelta(minutes=15)) -> None:
         self.per_email = per_email
         self.per_address = per_address
         self.window = window
-        self.max_keys = max_keys
-        self._failures: "OrderedDict[Tuple[str, str], Deque[datetime]]" = OrderedDict()
 
     @staticmethod
-    def _email_key(email: str) -> Tuple[str, str]:
-        return ("email", email.strip().lower()[:320])
+    def _email_key(email: str) -> str:
+        return _key_hash("email", email.strip().lower()[:320])
 
-    def _recent(self, key: Tuple[str, str], now: datetime) -> Deque[datetime]:
-        times = self._failures.get(key)
-        if times is None:
-            return deque()
-        while times and times[0] <= now - self.window:
-            times.popleft()
-        if not times:
-            del self._failures[key]
-        return times
+    @staticmethod
+    def _address_key(address: str) -> str:
+        return _key_hash("address", address)
 
-    def retry_after(self, email: str, address: str, now: datetime) -> Optional[int]:
+    def retry_after(self, session: Session, email: str, address: str,
+                    now: datetime) -> Optional[int]:
         """Seconds until this email and address may try again, or None if they may now."""
         waits = []
         for key, limit in ((self._email_key(email), self.per_email),
-                           (("address", address), self.per_address)):
-            times = self._recent(key, now)
+                           (self._address_key(address), self.per_address)):
+            times = session.execute(
+                select(LoginFailure.failed_at)
+                .where(LoginFailure.key_hash == key, LoginFailure.failed_at > now - self.window)
+                .order_by(LoginFailure.failed_at.desc()).limit(limit)).scalars().all()
             if len(times) >= limit:
-                waits.append((times[-limit] + self.window - now).total_seconds())
+                waits.append((times[-1] + self.window - now).total_seconds())
         return max(1, int(max(waits)) + 1) if waits else None
 
-    def failed(self, email: str, address: str, now: datetime) -> None:
-        for key in (self._email_key(email), ("address", address)):
-            self._recent(key, now)
-            self._failures.setdefault(key, deque()).append(now)
-            self._failures.move_to_end(key)
-        while len(self._failures) > self.max_keys:
-            self._failures.popitem(last=False)
+    def failed(self, session: Session, email: str, address: str, now: datetime) -> None:
+        session.execute(delete(LoginFailure).where(LoginFailure.failed_at <= now - self.window))
+        session.add_all([LoginFailure(key_hash=self._email_key(email), failed_at=now),
+                         LoginFailure(key_hash=self._address_key(address), failed_at=now)])
 
-    def succeeded(self, email: str) -> None:
+    def succeeded(self, session: Session, email: str) -> None:
         """The account's own count starts again; the address's does not, so one
         valid account cannot be used to reset a guessing run on others."""
-        self._failures.pop(self._email_key(email), None)
+        session.execute(delete(LoginFailure).where(
+            LoginFailure.key_hash == self._email_key(email)))
+
+
+def _key_hash(kind: str, value: str) -> str:
+    return hashlib.sha256(f"{kind}:{value}".encode()).hexdigest()

@@ -153,7 +153,7 @@ async def login_post(request: web.Request) -> web.StreamResponse:
     moment = now(request)
     limiter = request.app[LIMITER]
     address = request.remote or "-"
-    wait = limiter.retry_after(email, address, moment)
+    wait = await in_db(request, limiter.retry_after, email, address, moment)
     if wait is not None:
         minutes = max(1, round(wait / 60))
         return _login_page(
@@ -169,10 +169,10 @@ async def login_post(request: web.Request) -> web.StreamResponse:
                              request.app[SETTINGS].review_session_hours, moment,
                              request.cookies.get(auth.SESSION_COOKIE))
     if result is None:
-        limiter.failed(email, address, moment)
+        await in_db(request, limiter.failed, email, address, moment)
         return _login_page(request, csrf, next_path=next_path, email=email, status=401,
                            error=LOGIN_FAILED)
-    limiter.succeeded(email)
+    await in_db(request, limiter.succeeded, email)
     token, _ = result
     response = web.HTTPSeeOther(next_path)
     set_cookie(response, request, auth.SESSION_COOKIE, token,

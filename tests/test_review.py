@@ -23,7 +23,7 @@ from aftercare import staff as accounts
 from aftercare.services import start_review_server, wait_until_healthy
 from aftercare.store import db, repository
 from aftercare.store.models import (
-    Escalation, EscalationEvent, Patient, StaffReply, StaffSession,
+    Escalation, EscalationEvent, LoginFailure, Patient, StaffReply, StaffSession,
 )
 from review.logs import configure_logging
 from tests.bot_harness import free_port
@@ -279,6 +279,17 @@ def test_repeated_failures_are_refused_for_a_while(client, staff_id, clock, url)
     assert sign_in(client, "second@clinic.example", PASSWORD).status_code == 429
     clock.advance(minutes=16)
     assert sign_in(client, STAFF_EMAIL, PASSWORD).status_code == 303
+
+
+def test_the_sign_in_limit_survives_a_restart(url, staff_id, clock):
+    settings = review_settings(url)
+    with serving(settings, clock) as base, httpx.Client(base_url=base, timeout=30) as first:
+        for _ in range(5):
+            assert sign_in(first, STAFF_EMAIL, "wrong password 123").status_code == 401
+    with serving(settings, clock) as base, httpx.Client(base_url=base, timeout=30) as again:
+        assert sign_in(again, STAFF_EMAIL, PASSWORD).status_code == 429
+        clock.advance(minutes=16)
+        assert sign_in(again, STAFF_EMAIL, PASSWORD).status_code == 303
 
 
 # --- sessions that end ------------------------------------------------------------
@@ -641,21 +652,26 @@ def test_chart_geometry():
     assert empty.max_day == 14 and empty.points == [] and empty.today_x is not None
 
 
-def test_login_limiter_window():
+def test_login_limiter_window(url):
     from review.auth import LoginLimiter
 
     limiter = LoginLimiter(per_email=2, per_address=3)
     start = clock_now()
-    limiter.failed("A@x.example", "10.0.0.1", start)
-    assert limiter.retry_after("a@x.example", "10.0.0.1", start) is None
-    limiter.failed("a@x.example ", "10.0.0.1", start + timedelta(minutes=5))
-    wait = limiter.retry_after("a@x.example", "10.0.0.2", start + timedelta(minutes=6))
-    assert wait == 9 * 60 + 1            # until the first failure is 15 minutes old
-    assert limiter.retry_after("a@x.example", "10.0.0.2", start + timedelta(minutes=15)) is None
-    limiter.failed("b@x.example", "10.0.0.1", start)
-    assert limiter.retry_after("c@x.example", "10.0.0.1", start) is not None   # address: 3
-    limiter.succeeded("a@x.example")
-    assert limiter.retry_after("a@x.example", "10.0.0.9", start) is None
+    with db.session_scope(url) as s:
+        limiter.failed(s, "A@x.example", "10.0.0.1", start)
+        assert limiter.retry_after(s, "a@x.example", "10.0.0.1", start) is None
+        limiter.failed(s, "a@x.example ", "10.0.0.1", start + timedelta(minutes=5))
+        wait = limiter.retry_after(s, "a@x.example", "10.0.0.2", start + timedelta(minutes=6))
+        assert wait == 9 * 60 + 1            # until the first failure is 15 minutes old
+        assert limiter.retry_after(s, "a@x.example", "10.0.0.2",
+                                   start + timedelta(minutes=15)) is None
+        limiter.failed(s, "b@x.example", "10.0.0.1", start)
+        assert limiter.retry_after(s, "c@x.example", "10.0.0.1", start) is not None  # address: 3
+        limiter.succeeded(s, "a@x.example")
+        assert limiter.retry_after(s, "a@x.example", "10.0.0.9", start) is None
+    with db.session_scope(url) as s:   # only hashes are kept: no email, no address
+        keys = s.execute(select(LoginFailure.key_hash)).scalars().all()
+        assert keys and all(len(k) == 64 and "@" not in k and "10.0" not in k for k in keys)
 
 
 def test_the_log_holds_no_patient_data_no_passwords_and_no_tokens(review_log, signed_in,

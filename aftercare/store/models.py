@@ -205,6 +205,20 @@ class Staff(Base):
         return f"<Staff id={self.id}{' disabled' if self.disabled_at else ''}>"
 
 
+class LoginFailure(Base):
+    """A failed sign-in on the review page, counted per email and per client
+    address, so the sign-in limit holds across restarts. Only the sha256 of
+    "email:<address>" or "address:<ip>" is kept."""
+    __tablename__ = "login_failures"
+
+    id = Column(Integer, primary_key=True)
+    key_hash = Column(String(64), nullable=False, index=True)
+    failed_at = Column(UTCDateTime, nullable=False, index=True)
+
+    def __repr__(self) -> str:
+        return f"<LoginFailure id={self.id}>"
+
+
 class StaffSession(Base):
     """A signed-in review-page session. Only the token's sha256 is kept; the
     CSRF token is bound to the session."""
