@@ -17,7 +17,7 @@ from typing import Iterator
 
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import NoAlertPresentException
+from selenium.common.exceptions import NoAlertPresentException, WebDriverException
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -110,7 +110,9 @@ def click_and_wait(browser: WebDriver, element: WebElement) -> None:
     (a click returns before the navigation it starts has finished)."""
     old_page = browser.find_element(By.TAG_NAME, "html")
     element.click()
-    wait = WebDriverWait(browser, 30)
+    # Asked about mid-navigation, ChromeDriver may answer "Node ... does not
+    # belong to the document" (an unknown error, not a stale element): ask again.
+    wait = WebDriverWait(browser, 30, ignored_exceptions=(WebDriverException,))
     wait.until(expected_conditions.staleness_of(old_page))
     wait.until(lambda b: b.execute_script("return document.readyState") == "complete")
 
