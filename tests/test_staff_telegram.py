@@ -6,7 +6,8 @@ the test moves."""
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
+from zoneinfo import ZoneInfo
 
 import pytest
 import pytest_asyncio
@@ -31,6 +32,7 @@ STAFF_CHAT = -1009876543210
 NURSE = 5550001            # a member of the staff group
 LINKED = 5550002           # on the staff list (linked account), not in the group
 STRANGER = 5550003         # neither
+LONDON = ZoneInfo("Europe/London")
 LONDON_TUESDAY_NOON = datetime(2026, 12, 1, 12, 0, tzinfo=timezone.utc)  # clinic open
 URGENT_DAY3 = "there is yellow pus oozing from a spot on my cheek"
 EMERGENCY = "my lips are really swollen and my throat feels tight"
@@ -89,8 +91,14 @@ async def _recorded(settings, message_id: int) -> None:
     await wait_until(noted)
 
 
-def _treated(days: float) -> datetime:
-    return datetime.now(timezone.utc) - timedelta(days=days)
+def _treated(day: int) -> datetime:
+    """10:00 London time `day` days ago: the patient is on that day of recovery
+    whatever the hour the test runs at."""
+    return datetime.combine(_london_today() - timedelta(days=day), time(10), tzinfo=LONDON)
+
+
+def _london_today() -> date:
+    return datetime.now(LONDON).date()
 
 
 async def _handoff_notice(telegram, chat_id: int) -> None:
@@ -125,7 +133,7 @@ async def _alert_for(telegram, escalation_id: int, timeout: float = 20):
 async def test_red_flag_reaches_staff_who_take_over_reply_and_hand_back(
         assistant, telegram, bot, caplog):
     caplog.set_level(logging.DEBUG, logger="bot")
-    patient_id, chat_id = await enrol(telegram, assistant, _treated(3.2), name="Rosa Quill")
+    patient_id, chat_id = await enrol(telegram, assistant, _treated(3), name="Rosa Quill")
     before = len(telegram.sent_messages(chat_id))
 
     # 1. A red flag: the patient gets the safety message at once.
@@ -217,7 +225,7 @@ async def test_red_flag_reaches_staff_who_take_over_reply_and_hand_back(
 @pytest.mark.asyncio
 async def test_a_red_flag_during_hand_off_still_gets_its_safety_message(
         assistant, telegram, bot):
-    _, chat_id = await enrol(telegram, assistant, _treated(3.2))
+    _, chat_id = await enrol(telegram, assistant, _treated(3))
     count = len(telegram.sent_messages(chat_id))
     telegram.push_message(chat_id, "can I speak to a nurse please")
     await telegram.await_messages(chat_id, count + 1, timeout=30)  # the assistant's answer
@@ -397,7 +405,7 @@ async def test_staff_list_accounts_act_in_private_and_disabled_ones_cannot(
 @pytest.mark.asyncio
 async def test_a_reply_longer_than_telegram_allows_arrives_whole_in_parts(
         assistant, telegram, bot, clock):
-    _, chat_id = await enrol(telegram, assistant, _treated(3.2))
+    _, chat_id = await enrol(telegram, assistant, _treated(3))
     telegram.push_message(chat_id, "I'd like to talk to someone at the clinic")
     await wait_until(lambda: _latest_escalation(assistant, chat_id) is not None, timeout=20)
     escalation_id = _latest_escalation(assistant, chat_id).id
@@ -448,7 +456,7 @@ async def test_a_reply_to_a_resolved_escalation_is_refused_clearly(assistant, te
 @pytest.mark.asyncio
 async def test_a_20_mb_photo_is_kept_and_shown_to_staff_with_the_alert(
         assistant, telegram, bot):
-    patient_id, chat_id = await enrol(telegram, assistant, _treated(3.2))
+    patient_id, chat_id = await enrol(telegram, assistant, _treated(3))
     with db.session_scope(assistant.database_url) as session:
         repository.get_patient(session, patient_id).photo_consent = True
     content = b"\xff\xd8\xff\xe0" + bytes(20 * 1024 * 1024 - 4)   # exactly 20 MiB
@@ -500,7 +508,7 @@ async def test_an_escalation_written_while_the_bot_was_down_is_alerted_at_start(
 @pytest.mark.asyncio
 async def test_forgetting_a_patient_removes_their_alerts_from_the_staff_group(
         assistant, telegram, bot):
-    _, chat_id = await enrol(telegram, assistant, _treated(3.2))
+    _, chat_id = await enrol(telegram, assistant, _treated(3))
     count = len(telegram.sent_messages(chat_id))
     telegram.push_message(chat_id, URGENT_DAY3)
     await telegram.await_messages(chat_id, count + 1, timeout=30)  # the safety message
@@ -533,7 +541,7 @@ async def test_added_to_a_group_the_bot_says_its_id_for_the_configuration(telegr
 
 @pytest.mark.asyncio
 async def test_no_checkins_while_a_person_handles_the_patient(assistant, telegram, bot, clock):
-    patient_id, chat_id = await enrol(telegram, assistant, _treated(2.9))
+    patient_id, chat_id = await enrol(telegram, assistant, _treated(2))  # day 3 is tomorrow
     telegram.push_message(chat_id, "please can a nurse call me")
     await wait_until(lambda: _latest_escalation(assistant, chat_id) is not None, timeout=20)
     escalation_id = _latest_escalation(assistant, chat_id).id
@@ -545,7 +553,7 @@ async def test_no_checkins_while_a_person_handles_the_patient(assistant, telegra
     await _handoff_notice(telegram, chat_id)
     count = len(telegram.sent_messages(chat_id))
     job = f"checkin:{treatment_id}:day3_morning"
-    clock.set(datetime.now(timezone.utc).replace(hour=9, minute=30) + timedelta(days=1))
+    clock.set(datetime.combine(_london_today() + timedelta(days=1), time(9, 30), tzinfo=LONDON))
     await wait_until(lambda: job in job_ids(assistant, patient_id))
     fire_now(bot, job)
     await wait_until(lambda: _delivery_status(assistant, patient_id, "day3_morning")
