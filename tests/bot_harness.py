@@ -10,10 +10,13 @@ from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import AsyncIterator, Iterator, Optional
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
 
+from aftercare import checkins as plans
 from aftercare import enrolment
+from aftercare.protocol import load_protocol
 from aftercare.services import running_services
 from aftercare.settings import Settings, get_settings
 from aftercare.store import db, repository
@@ -104,6 +107,20 @@ async def enrol(telegram: FakeTelegramServer, settings: Settings, treated_at: da
     if expect_jobs:
         await wait_until(lambda: job_ids(settings, patient_id))
     return patient_id, chat_id
+
+
+def treated_hours_ago(hours: float) -> datetime:
+    return datetime.now(timezone.utc) - timedelta(hours=hours)
+
+
+def planned_checkin(settings: Settings, patient_id: int,
+                    checkin_id: str) -> Optional[plans.PlannedCheckin]:
+    """When the patient's check-in is due, as the bot plans it from the protocol."""
+    with db.session_scope(settings.database_url) as session:
+        patient = repository.get_patient(session, patient_id)
+        treatment = repository.current_treatment(patient)
+        return plans.find(load_protocol(settings.protocol_path), treatment.treated_at,
+                          ZoneInfo(patient.timezone), treatment.number_in_series, checkin_id)
 
 
 def job_ids(settings: Settings, patient_id: Optional[int] = None) -> set[str]:

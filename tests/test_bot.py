@@ -10,7 +10,6 @@ import pytest
 import pytest_asyncio
 from sqlalchemy import func, select, text
 
-from aftercare import checkins as plans
 from aftercare.services import MODEL_DIR
 from aftercare.store import db, deliveries, repository
 from aftercare.store.models import (
@@ -21,10 +20,9 @@ from bot.context import sender_for_chat
 from support.fake_telegram import FakeTelegramServer
 from tests.bot_harness import (
     ManualClock, add_patient, checkins, enrol, fire_now, free_port, job_ids, new_chat_id,
-    running_assistant, running_bot,
-    wait_until,
+    planned_checkin, running_assistant, running_bot, treated_hours_ago, wait_until,
 )
-from tests.conftest import LONDON, PROTOCOL_PATH
+from tests.conftest import LONDON
 
 pytestmark = pytest.mark.skipif(not (MODEL_DIR / "aftercare.tar.gz").exists(),
                                 reason="no trained model: run `make model` first")
@@ -77,15 +75,12 @@ def _status(settings, patient_id: int, checkin_id: str):
     return delivery.status if delivery else None
 
 
-def _treated_hours_ago(hours: float) -> datetime:
-    return datetime.now(timezone.utc) - timedelta(hours=hours)
-
 
 # --- enrolment ---------------------------------------------------------------
 
 @pytest.mark.asyncio
 async def test_deep_link_enrols_the_patient_and_schedules_checkins(assistant, telegram, bot):
-    patient_id, chat_id = await enrol(telegram, assistant, _treated_hours_ago(2))
+    patient_id, chat_id = await enrol(telegram, assistant, treated_hours_ago(2))
     consent, welcome = telegram.sent_messages(chat_id)[:2]
     assert "/forget" in consent.text and "/stop" in consent.text
     assert welcome.text  # the assistant's first message of the recovery
@@ -102,7 +97,7 @@ def _current_treatment_id(settings, patient_id: int) -> int:
 
 @pytest.mark.asyncio
 async def test_used_unknown_and_malformed_codes_change_nothing(assistant, telegram, bot):
-    patient_id, code = add_patient(assistant, _treated_hours_ago(2))
+    patient_id, code = add_patient(assistant, treated_hours_ago(2))
     first, second = new_chat_id(), new_chat_id()
     telegram.push_command(first, f"/start {code}")
     await telegram.await_messages(first, 2, timeout=20)
@@ -131,7 +126,7 @@ async def test_without_a_code_ask_the_clinic_but_general_questions_work(assistan
 
 @pytest.mark.asyncio
 async def test_question_goes_through_rasa_and_both_sides_are_logged(assistant, telegram, bot):
-    patient_id, chat_id = await enrol(telegram, assistant, _treated_hours_ago(3))
+    patient_id, chat_id = await enrol(telegram, assistant, treated_hours_ago(3))
     telegram.push_message(chat_id, "when can I wear makeup again?")
     reply = (await telegram.await_messages(chat_id, 3))[2]
     assert reply.text.startswith("Not yet")
@@ -144,7 +139,7 @@ async def test_question_goes_through_rasa_and_both_sides_are_logged(assistant, t
 
 @pytest.mark.asyncio
 async def test_red_flag_gets_the_safety_message_and_an_escalation(assistant, telegram, bot):
-    patient_id, chat_id = await enrol(telegram, assistant, _treated_hours_ago(30))
+    patient_id, chat_id = await enrol(telegram, assistant, treated_hours_ago(30))
     telegram.push_message(chat_id, "there's yellow pus coming out and it's hot and spreading")
     reply = (await telegram.await_messages(chat_id, 3))[2]
     assert "nurse" in reply.text.lower()
@@ -154,7 +149,7 @@ async def test_red_flag_gets_the_safety_message_and_an_escalation(assistant, tel
 
 @pytest.mark.asyncio
 async def test_edited_and_overlong_messages_are_answered(assistant, telegram, bot):
-    _, chat_id = await enrol(telegram, assistant, _treated_hours_ago(3))
+    _, chat_id = await enrol(telegram, assistant, treated_hours_ago(3))
     telegram.push_edited_message(chat_id, 1, "is it ok to go to the gym today?")
     telegram.push_message(chat_id, "is this normal? " * 600)   # 9,600 characters
     replies = await telegram.await_messages(chat_id, 4, timeout=20)
@@ -198,7 +193,7 @@ async def test_tampered_callback_data_is_refused(assistant, telegram, bot):
 
 @pytest.mark.asyncio
 async def test_photo_kept_only_after_consent(assistant, telegram, bot):
-    patient_id, chat_id = await enrol(telegram, assistant, _treated_hours_ago(30))
+    patient_id, chat_id = await enrol(telegram, assistant, treated_hours_ago(30))
     picture = b"\x89PNG\r\n\x1a\n" + b"cheek" * 1000
     telegram.push_photo(chat_id, picture)
     ask = (await telegram.await_messages(chat_id, 3))[2]
@@ -218,13 +213,13 @@ async def test_photo_kept_only_after_consent(assistant, telegram, bot):
 
 @pytest.mark.asyncio
 async def test_stop_pauses_checkins_and_resume_restarts_them(assistant, telegram, bot, clock):
-    patient_id, chat_id = await enrol(telegram, assistant, _treated_hours_ago(2))
+    patient_id, chat_id = await enrol(telegram, assistant, treated_hours_ago(2))
     telegram.push_command(chat_id, "/stop")
     stopped = (await telegram.await_messages(chat_id, 3))[2]
     assert "/resume" in stopped.text
     assert _patient(assistant, patient_id).checkins_paused_at is not None
     treatment = _current_treatment_id(assistant, patient_id)
-    due = _planned(assistant, patient_id, "day1_morning")
+    due = planned_checkin(assistant, patient_id, "day1_morning")
     clock.set(due.due_at)
     fire_now(bot, job_id(treatment, "day1_morning"))
     await wait_until(lambda: _status(assistant, patient_id, "day1_morning") == "skipped")
@@ -234,19 +229,10 @@ async def test_stop_pauses_checkins_and_resume_restarts_them(assistant, telegram
     assert _patient(assistant, patient_id).checkins_paused_at is None
 
 
-def _planned(settings, patient_id: int, checkin_id: str):
-    with db.session_scope(settings.database_url) as session:
-        patient = repository.get_patient(session, patient_id)
-        treatment = repository.current_treatment(patient)
-        from aftercare.protocol import load_protocol
-        from zoneinfo import ZoneInfo
-        return plans.find(load_protocol(PROTOCOL_PATH), treatment.treated_at,
-                          ZoneInfo(patient.timezone), treatment.number_in_series, checkin_id)
-
 
 @pytest.mark.asyncio
 async def test_forget_erases_everything_after_confirmation(assistant, telegram, bot):
-    patient_id, chat_id = await enrol(telegram, assistant, _treated_hours_ago(3))
+    patient_id, chat_id = await enrol(telegram, assistant, treated_hours_ago(3))
     telegram.push_message(chat_id, "is redness normal?")
     await telegram.await_messages(chat_id, 3)
     telegram.push_command(chat_id, "/forget")
@@ -278,9 +264,9 @@ def _orphan(settings, job: str) -> bool:
 @pytest.mark.asyncio
 async def test_checkin_fires_and_the_answer_is_understood_in_context(assistant, telegram, bot,
                                                                    clock):
-    patient_id, chat_id = await enrol(telegram, assistant, _treated_hours_ago(20))
+    patient_id, chat_id = await enrol(telegram, assistant, treated_hours_ago(20))
     treatment = _current_treatment_id(assistant, patient_id)
-    due = _planned(assistant, patient_id, "day2_morning")
+    due = planned_checkin(assistant, patient_id, "day2_morning")
     clock.set(due.due_at + timedelta(minutes=1))
     fire_now(bot, job_id(treatment, "day2_morning"))
     checkin = (await telegram.await_messages(chat_id, 3, timeout=20))[2]
@@ -295,9 +281,9 @@ async def test_checkin_fires_and_the_answer_is_understood_in_context(assistant, 
 
 @pytest.mark.asyncio
 async def test_a_job_that_runs_twice_sends_once(assistant, telegram, bot, clock):
-    patient_id, chat_id = await enrol(telegram, assistant, _treated_hours_ago(20))
+    patient_id, chat_id = await enrol(telegram, assistant, treated_hours_ago(20))
     treatment = _current_treatment_id(assistant, patient_id)
-    clock.set(_planned(assistant, patient_id, "day2_morning").due_at)
+    clock.set(planned_checkin(assistant, patient_id, "day2_morning").due_at)
     service = checkins(bot)
     await service.on_due(treatment, "day2_morning")
     await service.on_due(treatment, "day2_morning")
@@ -314,12 +300,12 @@ async def test_a_job_that_runs_twice_sends_once(assistant, telegram, bot, clock)
 async def test_restart_between_scheduling_and_firing_keeps_the_checkin(assistant, telegram,
                                                                        clock):
     async with running_bot(assistant, telegram, clock):
-        patient_id, chat_id = await enrol(telegram, assistant, _treated_hours_ago(20))
+        patient_id, chat_id = await enrol(telegram, assistant, treated_hours_ago(20))
     treatment = _current_treatment_id(assistant, patient_id)
     assert job_id(treatment, "day2_morning") in job_ids(assistant, patient_id)
     async with running_bot(assistant, telegram, clock) as again:
         assert job_id(treatment, "day2_morning") in job_ids(assistant, patient_id)
-        clock.set(_planned(assistant, patient_id, "day2_morning").due_at)
+        clock.set(planned_checkin(assistant, patient_id, "day2_morning").due_at)
         fire_now(again, job_id(treatment, "day2_morning"))
         await telegram.await_messages(chat_id, 3, timeout=20)
         await wait_until(lambda: _status(assistant, patient_id, "day2_morning")
@@ -331,11 +317,11 @@ async def test_restart_between_scheduling_and_firing_keeps_the_checkin(assistant
 async def test_missed_while_down_is_sent_once_within_grace_never_piled_up(assistant, telegram,
                                                                           clock):
     async with running_bot(assistant, telegram, clock):
-        fresh_id, fresh_chat = await enrol(telegram, assistant, _treated_hours_ago(20))
-        late_id, late_chat = await enrol(telegram, assistant, _treated_hours_ago(20))
+        fresh_id, fresh_chat = await enrol(telegram, assistant, treated_hours_ago(20))
+        late_id, late_chat = await enrol(telegram, assistant, treated_hours_ago(20))
     _move_treatment(assistant, late_id, days=-1)
     # The bot was down at the due time and comes back two hours later (grace: 6 h).
-    clock.set(_planned(assistant, fresh_id, "day2_morning").due_at + timedelta(hours=2))
+    clock.set(planned_checkin(assistant, fresh_id, "day2_morning").due_at + timedelta(hours=2))
     async with running_bot(assistant, telegram, clock):
         await telegram.await_messages(fresh_chat, 3, timeout=20)
         await telegram.await_messages(late_chat, 3, timeout=20)
@@ -356,8 +342,8 @@ def _move_treatment(settings, patient_id: int, days: int) -> None:
 @pytest.mark.asyncio
 async def test_checkin_in_quiet_hours_waits_for_their_end(assistant, telegram, clock):
     async with running_bot(assistant, telegram, clock):
-        patient_id, chat_id = await enrol(telegram, assistant, _treated_hours_ago(20))
-    due = _planned(assistant, patient_id, "day7")      # grace 24 h
+        patient_id, chat_id = await enrol(telegram, assistant, treated_hours_ago(20))
+    due = planned_checkin(assistant, patient_id, "day7")      # grace 24 h
     local = due.due_at.astimezone(LONDON)
     clock.set(local.replace(hour=22, minute=0))         # back up at 22:00: quiet
     async with running_bot(assistant, telegram, clock) as application:
@@ -371,14 +357,14 @@ async def test_checkin_in_quiet_hours_waits_for_their_end(assistant, telegram, c
 
 @pytest.mark.asyncio
 async def test_a_corrected_date_or_a_new_treatment_moves_the_checkins(assistant, telegram, bot):
-    patient_id, _ = await enrol(telegram, assistant, _treated_hours_ago(2))
+    patient_id, _ = await enrol(telegram, assistant, treated_hours_ago(2))
     first = _current_treatment_id(assistant, patient_id)
     service = checkins(bot)
     before = service.scheduler.get_job(job_id(first, "day7")).next_run_time
     _move_treatment(assistant, patient_id, days=-1)     # the clinic corrects the date
     await service.reconcile()
     moved = service.scheduler.get_job(job_id(first, "day7")).next_run_time
-    assert moved == _planned(assistant, patient_id, "day7").due_at
+    assert moved == planned_checkin(assistant, patient_id, "day7").due_at
     assert before - moved == timedelta(days=1)
 
     with db.session_scope(assistant.database_url) as session:  # the next session
@@ -394,10 +380,10 @@ async def test_a_corrected_date_or_a_new_treatment_moves_the_checkins(assistant,
 @pytest.mark.asyncio
 async def test_blocked_bot_marks_the_patient_unreachable_and_stops_checkins(assistant,
                                                                           telegram, bot, clock):
-    patient_id, chat_id = await enrol(telegram, assistant, _treated_hours_ago(20))
+    patient_id, chat_id = await enrol(telegram, assistant, treated_hours_ago(20))
     treatment = _current_treatment_id(assistant, patient_id)
     telegram.block_chat(chat_id)
-    clock.set(_planned(assistant, patient_id, "day2_morning").due_at)
+    clock.set(planned_checkin(assistant, patient_id, "day2_morning").due_at)
     fire_now(bot, job_id(treatment, "day2_morning"))
     await wait_until(lambda: _status(assistant, patient_id, "day2_morning") == "failed")
     await wait_until(lambda: job_ids(assistant, patient_id) == set())
@@ -420,7 +406,7 @@ async def test_retry_after_is_honoured(assistant, telegram, bot):
 async def test_assistant_down_patient_gets_the_clinic_number_and_the_message_is_kept(
         assistant, telegram, clock):
     async with running_bot(assistant, telegram, clock) as application:
-        patient_id, chat_id = await enrol(telegram, assistant, _treated_hours_ago(30))
+        patient_id, chat_id = await enrol(telegram, assistant, treated_hours_ago(30))
     async with running_bot(assistant, telegram, clock, rasa_url="http://127.0.0.1:9"):
         telegram.push_message(chat_id, "can I use retinol tonight?")
         trouble = (await telegram.await_messages(chat_id, 3))[2]
@@ -437,7 +423,7 @@ async def test_assistant_down_patient_gets_the_clinic_number_and_the_message_is_
 
 @pytest.mark.asyncio
 async def test_a_flood_is_kept_and_answered_with_one_notice(assistant, telegram, bot):
-    _, chat_id = await enrol(telegram, assistant, _treated_hours_ago(3))
+    _, chat_id = await enrol(telegram, assistant, treated_hours_ago(3))
     for index in range(14):
         telegram.push_message(chat_id, f"question number {index} about my skin")
     await wait_until(lambda: _count(assistant, Message, Message.sender_id
@@ -500,7 +486,7 @@ async def test_webhook_mode_checks_telegrams_secret_token(assistant, telegram, c
 @pytest.mark.asyncio
 async def test_typed_intent_payloads_are_read_as_words(assistant, telegram, bot):
     """Only the bot's own buttons may send "/intent" payloads to Rasa."""
-    patient_id, chat_id = await enrol(telegram, assistant, _treated_hours_ago(3))
+    patient_id, chat_id = await enrol(telegram, assistant, treated_hours_ago(3))
     welcome = telegram.sent_messages(chat_id)[1].text
     telegram.push_message(chat_id, '/EXTERNAL_enrolled{"day": 5}')
     reply = (await telegram.await_messages(chat_id, 3))[2]
@@ -510,7 +496,7 @@ async def test_typed_intent_payloads_are_read_as_words(assistant, telegram, bot)
 @pytest.mark.asyncio
 async def test_messages_to_one_chat_keep_telegrams_pace(assistant, telegram, bot):
     telegram.enforce_rate_limits(global_per_second=30, per_chat_per_second=1)
-    _, chat_id = await enrol(telegram, assistant, _treated_hours_ago(3))
+    _, chat_id = await enrol(telegram, assistant, treated_hours_ago(3))
     consent, welcome = telegram.sent_messages(chat_id)[:2]
     assert welcome.time - consent.time >= 0.9
     assert telegram.rate_limit_hits == 0

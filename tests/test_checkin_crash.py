@@ -8,20 +8,17 @@ A crash is the state it leaves in the delivery log: rows still `claimed`
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime, timedelta, timezone
-from zoneinfo import ZoneInfo
+from datetime import timedelta
 
 import pytest
 
-from aftercare import checkins as plans
-from aftercare.protocol import load_protocol
 from aftercare.services import MODEL_DIR
 from aftercare.store import db, deliveries, repository
 from support.fake_telegram import FakeTelegramServer
 from tests.bot_harness import (
-    ManualClock, checkins, enrol, running_assistant, running_bot, wait_until,
+    ManualClock, checkins, enrol, planned_checkin, running_assistant, running_bot,
+    treated_hours_ago, wait_until,
 )
-from tests.conftest import PROTOCOL_PATH
 
 pytestmark = pytest.mark.skipif(not (MODEL_DIR / "aftercare.tar.gz").exists(),
                                 reason="no trained model: run `make model` first")
@@ -48,16 +45,6 @@ def clock():
     return ManualClock()
 
 
-def _treated_hours_ago(hours: float) -> datetime:
-    return datetime.now(timezone.utc) - timedelta(hours=hours)
-
-
-def _planned(settings, patient_id: int, checkin_id: str):
-    with db.session_scope(settings.database_url) as session:
-        patient = repository.get_patient(session, patient_id)
-        treatment = repository.current_treatment(patient)
-        return plans.find(load_protocol(PROTOCOL_PATH), treatment.treated_at,
-                          ZoneInfo(patient.timezone), treatment.number_in_series, checkin_id)
 
 
 def _delivery(settings, patient_id: int, checkin_id: str):
@@ -81,7 +68,7 @@ def _left_in_flight(settings, patient_id: int, status: str) -> None:
     with db.session_scope(settings.database_url) as session:
         patient = repository.get_patient(session, patient_id)
         treatment = repository.current_treatment(patient)
-        item = _planned(settings, patient_id, CHECKIN)
+        item = planned_checkin(settings, patient_id, CHECKIN)
         assert deliveries.record(session, patient_id=patient_id, treatment_id=treatment.id,
                                  checkin_id=CHECKIN, due_at=item.due_at, status=status)
 
@@ -105,9 +92,9 @@ async def _nothing_more(application, telegram, expected: dict[int, int]) -> None
 async def test_crash_between_claim_and_send_delivers_once_sending_is_not_resent(
         assistant, telegram, clock):
     async with running_bot(assistant, telegram, clock):
-        claimed_id, claimed_chat = await enrol(telegram, assistant, _treated_hours_ago(20))
-        sending_id, sending_chat = await enrol(telegram, assistant, _treated_hours_ago(20))
-        stale_id, stale_chat = await enrol(telegram, assistant, _treated_hours_ago(20))
+        claimed_id, claimed_chat = await enrol(telegram, assistant, treated_hours_ago(20))
+        sending_id, sending_chat = await enrol(telegram, assistant, treated_hours_ago(20))
+        stale_id, stale_chat = await enrol(telegram, assistant, treated_hours_ago(20))
     # Each chat has the consent note and the first message (2).
     _move_treatment(assistant, stale_id, days=-1)   # its day-2 check-in was a day ago
     # The bot died with three check-ins in flight: two claimed (one of them now
@@ -115,7 +102,7 @@ async def test_crash_between_claim_and_send_delivers_once_sending_is_not_resent(
     _left_in_flight(assistant, claimed_id, "claimed")
     _left_in_flight(assistant, stale_id, "claimed")
     _left_in_flight(assistant, sending_id, "sending")
-    clock.set(_planned(assistant, claimed_id, CHECKIN).due_at + timedelta(minutes=5))
+    clock.set(planned_checkin(assistant, claimed_id, CHECKIN).due_at + timedelta(minutes=5))
 
     async with running_bot(assistant, telegram, clock) as application:
         assert _status(assistant, sending_id) == "uncertain"
@@ -142,11 +129,11 @@ async def test_crash_between_claim_and_send_delivers_once_sending_is_not_resent(
 async def test_assistant_down_at_the_checkin_returns_it_to_due_and_it_is_sent_once_later(
         assistant, telegram, clock):
     async with running_bot(assistant, telegram, clock):
-        patient_id, chat_id = await enrol(telegram, assistant, _treated_hours_ago(20))
+        patient_id, chat_id = await enrol(telegram, assistant, treated_hours_ago(20))
     with db.session_scope(assistant.database_url) as session:
         treatment = repository.current_treatment(repository.get_patient(session, patient_id))
         treatment_id = treatment.id
-    clock.set(_planned(assistant, patient_id, CHECKIN).due_at + timedelta(minutes=1))
+    clock.set(planned_checkin(assistant, patient_id, CHECKIN).due_at + timedelta(minutes=1))
 
     async with running_bot(assistant, telegram, clock, rasa_url="http://127.0.0.1:9") as down:
         await checkins(down).on_due(treatment_id, CHECKIN)
