@@ -75,20 +75,23 @@ def test_disabled_account_cannot_verify_and_sessions_move_on(url: str) -> None:
     _add(url)
     with db.session_scope(url) as session:
         before = staff.get_staff(session, "nurse@clinic.example").sessions_valid_after
-        assert staff.disable_staff(session, "nurse@clinic.example", NOW + timedelta(days=1))
-        assert not staff.disable_staff(session, "nurse@clinic.example", NOW + timedelta(days=2))
+        # The account is stamped with the real clock, so the times here follow
+        # its stamp rather than a fixed date (the test must pass on any day).
+        now = before
+        assert staff.disable_staff(session, "nurse@clinic.example", now + timedelta(days=1))
+        assert not staff.disable_staff(session, "nurse@clinic.example", now + timedelta(days=2))
     with db.session_scope(url) as session:
         account = staff.get_staff(session, "nurse@clinic.example")
-        assert account.disabled_at == NOW + timedelta(days=1)
-        assert account.sessions_valid_after == NOW + timedelta(days=2) > before
-        assert not staff.session_is_valid(account, NOW + timedelta(days=3))
+        assert account.disabled_at == now + timedelta(days=1)
+        assert account.sessions_valid_after == now + timedelta(days=2) > before
+        assert not staff.session_is_valid(account, now + timedelta(days=3))
     assert _verify(url, "nurse@clinic.example", PASSWORD) is None
     with db.session_scope(url) as session:
         assert staff.enable_staff(session, "nurse@clinic.example")
         assert not staff.enable_staff(session, "nurse@clinic.example")
         account = staff.get_staff(session, "nurse@clinic.example")
-        assert not staff.session_is_valid(account, NOW + timedelta(days=1))
-        assert staff.session_is_valid(account, NOW + timedelta(days=3))
+        assert not staff.session_is_valid(account, now + timedelta(days=1))
+        assert staff.session_is_valid(account, now + timedelta(days=3))
     assert _verify(url, "nurse@clinic.example", PASSWORD) is not None
 
 
