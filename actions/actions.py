@@ -22,7 +22,7 @@ from actions.answers import (
 from actions.context import AssistantContext, PatientView, default_context
 from aftercare.dates import DateParseError, parse_treatment_time
 from aftercare.recovery import recovery_day
-from aftercare.safety.messages import safety_message
+from aftercare.safety.escalation import escalate_red_flag
 from aftercare.safety.triage import LEVEL_ORDER, max_level, triage
 from aftercare.store import repository
 
@@ -42,11 +42,23 @@ NO_CHANGE_LOOKBACK_DAYS = 3
 # Every intent whose message is recorded as a symptom report (besides "fine").
 REPORTED_SYMPTOM_INTENTS = frozenset(SYMPTOM_INTENTS) | frozenset(RED_FLAG_TOPIC_INTENTS)
 FINE = "fine"
+PHASE_PREFIX = "utter_symptom_phase_"
+NO_CHANGE = "report_no_change"
 
 
 def _send(dispatcher: CollectingDispatcher, replies: list[Reply]) -> None:
     for reply in replies:
         dispatcher.utter_message(response=reply.response, **reply.values)
+
+
+def message_text(tracker: Tracker) -> str:
+    """The patient's words behind the latest message. A tapped "Do you mean...?"
+    button sends only its payload ("/ask_makeup"): the words are those of the
+    message the question was about (slot clarify_text)."""
+    text = tracker.latest_message.get("text") or ""
+    if text.startswith("/") and tracker.get_slot("clarify_text"):
+        return str(tracker.get_slot("clarify_text"))
+    return text
 
 
 def _latest_intent(tracker: Tracker) -> tuple[str, float]:
@@ -110,26 +122,19 @@ class ActionSafetyCheck(ContextAction):
 def check_and_escalate(ctx: AssistantContext, dispatcher: CollectingDispatcher, sender_id: str,
                        patient: Optional[PatientView], text: str, intent: str,
                        confidence: float) -> list[EventType]:
-    day = patient.day if patient else None
-    result = triage(text, intent, confidence, day, ctx.net, ctx.protocol)
-    if result.level is None:
-        return [SlotSet("red_flag_level", None)]
     with ctx.session() as session:
-        escalation = repository.record_escalation(
-            session, patient_id=patient.id if patient else None, sender_id=sender_id,
-            message=text, level=result.level, reason="; ".join(result.reasons), day=day)
-        session.flush()
-        logger.info("escalation %s recorded: level=%s", escalation.id, result.level)
+        escalated = escalate_red_flag(
+            session, net=ctx.net, protocol=ctx.protocol, now=ctx.now(), text=text,
+            intent=intent, confidence=confidence, patient_id=patient.id if patient else None,
+            sender_id=sender_id, day=patient.day if patient else None)
+    if escalated is None:
+        return [SlotSet("red_flag_level", None)]
+    logger.info("escalation %s recorded: level=%s", escalated.escalation_id, escalated.level)
     # urgent and routine say when the clinic will be in touch: today while it is
     # open, else when it next opens; an emergency is always "call now"
-    response, timing = safety_message(result.level, ctx.protocol, ctx.now())
-    _send(dispatcher, [Reply(response, {
-        **clinic_values(ctx.protocol), **timing, "reason": _patient_reason(result.reasons)})])
-    return [SlotSet("red_flag_level", result.level)]
-
-
-def _patient_reason(reasons: list[str]) -> str:
-    return ", ".join(dict.fromkeys(reasons)) or "what you describe"
+    _send(dispatcher, [Reply(escalated.response,
+                             {**clinic_values(ctx.protocol), **escalated.values})])
+    return [SlotSet("red_flag_level", escalated.level)]
 
 
 class AnswerAction(ContextAction):
@@ -140,15 +145,26 @@ class AnswerAction(ContextAction):
                   domain: dict[str, Any]) -> list[EventType]:
         ctx = self.context()
         intent, _ = _latest_intent(tracker)
-        text = tracker.latest_message.get("text") or ""
+        text = message_text(tracker)
         patient = ctx.patient(tracker.sender_id)
+        level = tracker.get_slot("red_flag_level")
+        if LEVEL_ORDER.get(level, 0) >= LEVEL_ORDER["urgent"]:
+            # The safety message stands alone: no "that's expected" after it, and
+            # other questions wait for the nurse who will be in touch.
+            if intent not in REPORTED_SYMPTOM_INTENTS:
+                dispatcher.utter_message(response="utter_other_question_after_red_flag")
+            return self.after_answer(ctx, tracker, patient, intent, text)
         if patient is None and needs_day(intent):
             if intent in SYMPTOM_INTENTS or intent == "ask_is_normal":
                 _send(dispatcher, answer(ctx, None, intent, text))
             dispatcher.utter_message(response="utter_ask_treatment_date")
             events: list[EventType] = [SlotSet("pending_intent", intent)]
         else:
-            _send(dispatcher, answer(ctx, patient, intent, text))
+            replies = answer(ctx, patient, intent, text)
+            if level == "routine":
+                # the routine message already says it has lasted longer than expected
+                replies = [r for r in replies if not r.response.startswith(PHASE_PREFIX)]
+            _send(dispatcher, replies)
             events = []
         return events + self.after_answer(ctx, tracker, patient, intent, text)
 
@@ -195,6 +211,11 @@ class ActionAnswerResultsTimeline(AnswerAction):
 class ActionAnswerNextTreatment(AnswerAction):
     def name(self) -> str:
         return "action_answer_next_treatment"
+
+
+class ActionAnswerEventReady(AnswerAction):
+    def name(self) -> str:
+        return "action_answer_event_ready"
 
 
 class ActionRequestHuman(ContextAction):
@@ -352,8 +373,12 @@ class ActionAnswerNoChange(ContextAction):
         text = tracker.latest_message.get("text") or ""
         previous = _latest_reported_symptoms(ctx, patient)
         if not previous:
+            # Nothing earlier to repeat (the patient's first check-in, say): the
+            # answer is kept for the clinic as it was said, then they are asked.
+            events = record_report(ctx, tracker, patient, [NO_CHANGE], text,
+                                   tracker.get_slot("red_flag_level"))
             _send(dispatcher, [Reply("utter_checkin_clarify", clinic_values(ctx.protocol))])
-            return []
+            return events
         answered = open_checkin(tracker, ctx.now())
         level = tracker.get_slot("red_flag_level")
         events: list[EventType] = []
@@ -514,6 +539,71 @@ def _text_of_latest(tracker: Tracker, intent: str) -> str:
                 (event.get("parse_data") or {}).get("intent", {}).get("name") == intent:
             return event.get("text") or ""
     return ""
+
+
+class ActionClarify(ContextAction):
+    """An unclear message (nlu_fallback: no reading is confident, or two are
+    close). With symptom words, the warning signs are asked about first, so
+    nothing alarming slips through as "not understood"; otherwise the closest
+    readings are offered as buttons. Every question leaves a way to a person."""
+
+    def name(self) -> str:
+        return "action_clarify"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: dict[str, Any]) -> list[EventType]:
+        titles = _meaning_titles(domain)
+        readings = [r["name"] for r in tracker.latest_message.get("intent_ranking") or []
+                    if r.get("name") in titles][:CLARIFY_CHOICES]
+        text = tracker.latest_message.get("text") or ""
+        events: list[EventType] = [SlotSet("clarify_text", text)]
+        if tracker.get_slot("red_flag_level"):
+            return events        # the safety message already asked them to act
+        person = {"title": _response_text(domain, "utter_clarify_person"),
+                  "payload": "/ask_human"}
+        symptom = _symptom_reading(tracker, readings)
+        if symptom is not None:
+            dispatcher.utter_message(response="utter_clarify_symptom", buttons=[
+                {"title": _response_text(domain, "utter_clarify_yes"),
+                 "payload": "/confirm_warning_signs"},
+                {"title": _response_text(domain, "utter_clarify_no"), "payload": f"/{symptom}"},
+                person])
+            return events
+        if not readings:
+            dispatcher.utter_message(response="utter_default",
+                                     **clinic_values(self.context().protocol))
+            return events
+        dispatcher.utter_message(response="utter_clarify_meaning", buttons=[
+            *({"title": titles[name], "payload": f"/{name}"} for name in readings), person])
+        return events
+
+
+CLARIFY_CHOICES = 2
+MEANING_PREFIX = "utter_meaning_"
+
+
+def _response_text(domain: dict[str, Any], name: str) -> str:
+    variants = (domain.get("responses") or {}).get(name) or [{}]
+    return str(variants[0].get("text") or name)
+
+
+def _meaning_titles(domain: dict[str, Any]) -> dict[str, str]:
+    """intent -> the button title that names it (utter_meaning_<intent> in domain.yml)."""
+    return {name[len(MEANING_PREFIX):]: _response_text(domain, name)
+            for name in (domain.get("responses") or {}) if name.startswith(MEANING_PREFIX)}
+
+
+def _symptom_reading(tracker: Tracker, readings: list[str]) -> Optional[str]:
+    """The symptom intent an unclear message is closest to, when it names a
+    symptom (an entity SYMPTOM, or a symptom among the closest readings)."""
+    symptoms = [name for name in readings if name in REPORTED_SYMPTOM_INTENTS]
+    named = any(e.get("entity") == "SYMPTOM" for e in tracker.latest_message.get("entities") or [])
+    if symptoms:
+        return next((s for s in symptoms if s in SYMPTOM_INTENTS), symptoms[0])
+    if named:
+        ranked = [r["name"] for r in tracker.latest_message.get("intent_ranking") or []]
+        return next((name for name in ranked if name in SYMPTOM_INTENTS), None)
+    return None
 
 
 class ActionDefaultFallback(ContextAction):

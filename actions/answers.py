@@ -35,6 +35,7 @@ WAITS = (
     ("sauna, steam room and hot tub", ("sauna_steam",)),
     ("swimming", ("swimming",)),
     ("alcohol", ("alcohol",)),
+    ("Botox, filler, laser and peels", ("injectables_laser",)),
 )
 
 RED_FLAG_TOPIC_INTENTS = {
@@ -298,6 +299,33 @@ def answer_enrolled(ctx: AssistantContext, patient: Optional[PatientView]) -> li
     return [Reply("utter_enrolled_day0" if day == 0 else "utter_enrolled_later", values)]
 
 
+def answer_event_ready(ctx: AssistantContext, patient: Optional[PatientView], intent: str = "",
+                       text: str = "") -> list[Reply]:
+    """When the patient will look like themselves again: when redness settles and
+    makeup is allowed, for their own day (from the protocol)."""
+    protocol = ctx.protocol
+    values = clinic_values(protocol)
+    redness, flaking = protocol.symptoms["redness"], protocol.symptoms["dryness_peeling"]
+    if patient is None:
+        return [Reply("utter_event_ready_unknown_day", {
+            **values, "settle_days": _settle_days(protocol),
+            "makeup_hours": _format_hours(protocol.aftercare["makeup"])})]
+    if patient.day > redness.expected_until:
+        return [Reply("utter_event_ready_settled", {**values, "day": patient.day})]
+    now = ctx.now()
+    settle = local_date_of_day(patient.treated_at, patient.tz, redness.expected_until)
+    makeup = waiting_status(patient.treated_at, protocol.aftercare["makeup"], now)
+    return [Reply("utter_event_ready", {
+        **values, "day": patient.day,
+        "settle_when": f"the end of {describe_day(settle, now, patient.tz)}",
+        "makeup_when": "now" if makeup.allowed_now
+        else describe_moment(makeup.from_moment, now, patient.tz),
+        "flaking_until": flaking.expected_until})]
+
+
+# Intents answered by a response of their own that "Did you mean...?" offers too.
+CLARIFY_ALSO = ("ask_travel", "ask_sleeping")
+
 Answerer = Callable[[AssistantContext, Optional[PatientView], str, str], list[Reply]]
 
 ANSWERERS: dict[str, Answerer] = {
@@ -309,6 +337,7 @@ ANSWERERS: dict[str, Answerer] = {
     "ask_is_normal": answer_is_normal,
     "ask_results_timeline": answer_results_timeline,
     "ask_next_treatment": answer_next_treatment,
+    "ask_event_ready": answer_event_ready,
 }
 
 
@@ -338,6 +367,11 @@ def responses_sent_by_actions(protocol: Protocol) -> set[str]:
            "utter_acknowledge"}
         | {"utter_feeling_fine", "utter_feeling_fine_healing", "utter_feeling_fine_results",
            "utter_no_change_noted"}
+        | {"utter_event_ready", "utter_event_ready_settled", "utter_event_ready_unknown_day",
+           "utter_other_question_after_red_flag", "utter_clarify_meaning",
+           "utter_clarify_symptom", "utter_clarify_yes", "utter_clarify_no",
+           "utter_clarify_person"}
+        | {f"utter_meaning_{intent}" for intent in (*ANSWERERS, *CLARIFY_ALSO)}
         | {"utter_enrolled_day0", "utter_enrolled_later", "utter_enrolled_no_waits",
            "utter_enrolled_settled", "utter_enrolled_unknown_day"}
     )

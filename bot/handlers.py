@@ -18,7 +18,6 @@ from telegram.ext import (
 )
 
 from aftercare import enrolment
-from aftercare.recovery import recovery_day
 from aftercare.store import alerts, chats, repository
 from aftercare.store.models import Patient, Photo
 from bot.checkin_service import CheckinService
@@ -73,12 +72,7 @@ async def _patient(ctx: BotContext, chat_id: int) -> Optional[Patient]:
 
 
 def _day(ctx: BotContext, patient: Patient) -> Optional[int]:
-    from zoneinfo import ZoneInfo
-
-    treatment = repository.current_treatment(patient)
-    if treatment is None:
-        return None
-    return recovery_day(treatment.treated_at, ZoneInfo(patient.timezone), ctx.now())
+    return repository.patient_day(patient, ctx.now())
 
 
 # --- the assistant ---------------------------------------------------------

@@ -6,11 +6,8 @@ from __future__ import annotations
 
 import logging
 from typing import Collection, Optional
-from zoneinfo import ZoneInfo
 
-from aftercare.recovery import recovery_day
-from aftercare.safety import triage
-from aftercare.safety.messages import safety_message
+from aftercare.safety.escalation import Escalated, escalate_red_flag
 from aftercare.store import repository
 from bot.context import BotContext
 from bot.responses import BotText
@@ -35,26 +32,17 @@ async def check_red_flag(ctx: BotContext, sender_id: str, text: str, *,
     reason ends with `situation`) and return the safety message, else None."""
     now = ctx.now()
 
-    def patient_and_day(session) -> tuple[Optional[int], Optional[int]]:
+    def record(session) -> Optional[Escalated]:
         patient = repository.find_patient_by_sender(session, sender_id)
-        treatment = repository.current_treatment(patient) if patient else None
-        if treatment is None:
-            return (patient.id if patient else None), None
-        return patient.id, recovery_day(treatment.treated_at, ZoneInfo(patient.timezone), now)
+        day = repository.patient_day(patient, now)
+        return escalate_red_flag(
+            session, net=ctx.net, protocol=ctx.protocol, now=now, text=text, intent=intent,
+            confidence=confidence, patient_id=patient.id if patient else None,
+            sender_id=sender_id, day=day, situation=situation, levels=levels)
 
-    patient_id, day = await ctx.db(patient_and_day)
-    result = triage(text, intent, confidence, day, ctx.net, ctx.protocol)
-    if result.level is None or result.level not in levels:
+    escalated = await ctx.db(record)
+    if escalated is None:
         return None
-
-    def record(session) -> int:
-        return repository.record_escalation(
-            session, patient_id=patient_id, sender_id=sender_id, message=text,
-            level=result.level, reason="; ".join(result.reasons) + f" ({situation})",
-            day=day).id
-
-    escalation_id = await ctx.db(record)
-    logger.info("escalation %s recorded by the bot: level=%s", escalation_id, result.level)
-    reason = ", ".join(dict.fromkeys(result.reasons)) or "what you describe"
-    response, timing = safety_message(result.level, ctx.protocol, now)  # open or closed now
-    return ctx.text(response, reason=reason, **timing)
+    logger.info("escalation %s recorded by the bot: level=%s", escalated.escalation_id,
+                escalated.level)
+    return ctx.text(escalated.response, **escalated.values)

@@ -9,17 +9,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Dict, List, Optional, Sequence, Tuple
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from aftercare.recovery import recovery_day
 from aftercare.store import escalations as store
 from aftercare.store.models import (
     Escalation, EscalationEvent, Message, Patient, Photo, StaffReply, SymptomReport,
 )
-from aftercare.store.repository import current_treatment, find_patient_by_sender, list_patients
+from aftercare.store.repository import (
+    current_treatment, find_patient_by_sender, list_patients, patient_day,
+)
 
 RECENTLY_RESOLVED = 20
 CONVERSATION_LIMIT = 500   # newest messages shown; older ones are counted, not shown
@@ -150,17 +150,9 @@ class PatientPage:
     checkins_answered: int = 0
 
 
-def _zone(name: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
-
-
 def patient_summary(patient: Patient, now: datetime) -> PatientSummary:
     treatment = current_treatment(patient)
-    day = (recovery_day(treatment.treated_at, _zone(patient.timezone), now)
-           if treatment is not None else None)
+    day = patient_day(patient, now)
     return PatientSummary(
         id=patient.id, name=patient.name, timezone=patient.timezone,
         sender_id=patient.sender_id, source=patient.source, day_now=day,

@@ -521,11 +521,15 @@ async def test_same_as_before_on_day_8_is_followed_up_like_the_symptom(context, 
 
 
 @pytest.mark.asyncio
-async def test_same_as_yesterday_with_nothing_to_compare_asks_again(context, enrolled):
+async def test_same_as_yesterday_with_nothing_to_compare_is_kept_and_asks_again(context, enrolled):
+    """A first check-in answered "same as yesterday": the answer is kept for the
+    clinic as said (not lost), and the patient is asked how the skin is."""
     messages, events = await run(rasa_actions.ActionAnswerNoChange,
                                  tracker("same as yesterday", "report_no_change"))
     assert responses(messages) == ["utter_checkin_clarify"]
-    assert events == [] and reports(context) == []
+    assert events == []
+    assert reports(context) == [("report_no_change", 0, None, None, "same as yesterday",
+                                 treatment_id(context))]
 
 
 @pytest.mark.asyncio
@@ -588,11 +592,12 @@ async def test_the_welcome_is_for_the_day_the_patient_enrols(context, enrolled, 
     assert "- retinol, vitamin C, acids and scrubs: until Wednesday at 10:00" in waits
     assert "- swimming: until Monday at 10:00" in waits
 
-    clock.now = london(2026, 12, 3, 12, 0)  # day 8: nothing to wait for, bruises can linger
+    clock.now = london(2026, 12, 3, 12, 0)  # day 8: bruises can linger; Botox waits to day 14
     messages, _ = await run(rasa_actions.ActionWelcomeEnrolled,
                             external("EXTERNAL_enrolled", {"day": 8}))
-    assert responses(messages) == ["utter_enrolled_no_waits"]
+    assert responses(messages) == ["utter_enrolled_later"]
     assert messages[0]["expected_today"] == "small bruises"
+    assert messages[0]["waits"] == "- Botox, filler, laser and peels: until Wednesday at 10:00"
 
     clock.now = london(2026, 12, 10, 12, 0)  # day 15
     messages, _ = await run(rasa_actions.ActionWelcomeEnrolled,

@@ -24,6 +24,8 @@ _NO_EXAMPLES = re.compile(
     r"The intent '(?P<name>[^']+)' is listed in the domain file, but is not found in the NLU "
     r"training data")
 EXTERNAL_INTENT_PREFIX = "EXTERNAL_"  # Rasa's convention for intents sent by trigger_intent
+# Intents only a button sends (a payload such as "/confirm_warning_signs"): no examples.
+BUTTON_ONLY_INTENTS = frozenset({"confirm_warning_signs"})
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -81,7 +83,8 @@ def _validate(args: argparse.Namespace) -> int:
         if unused and unused.group("name") in sent_by_actions | sent_by_bot:
             continue
         no_examples = _NO_EXAMPLES.search(message)
-        if no_examples and no_examples.group("name").startswith(EXTERNAL_INTENT_PREFIX):
+        if no_examples and (no_examples.group("name").startswith(EXTERNAL_INTENT_PREFIX)
+                            or no_examples.group("name") in BUTTON_ONLY_INTENTS):
             continue
         problems.append(message.strip())
     problems += [f"an action can send '{name}', but domain.yml has no such response"

@@ -42,6 +42,8 @@ RED_FLAG_INTENTS: Dict[str, str] = {
     "report_allergic_reaction": "allergy",
     "report_cold_sore": "cold_sore",
     "report_blistering": "blister",
+    # a button only (action_clarify): "yes, one of those" to the warning signs
+    "confirm_warning_signs": "warning_signs",
 }
 # intent -> protocol symptom
 SYMPTOM_INTENTS: Dict[str, str] = {
@@ -60,6 +62,7 @@ _INTENT_REASONS = {      # short, for staff (the assistant may show them to the 
     "report_allergic_reaction": "allergic reaction reported",
     "report_cold_sore": "cold sore reported",
     "report_blistering": "blistering reported",
+    "confirm_warning_signs": "patient said yes to the warning signs after an unclear message",
 }
 _SYMPTOM_NAMES = {
     "dryness_peeling": "dryness/peeling", "pain_burning": "pain/burning",

@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, selectinload
 
+from aftercare.recovery import recovery_day
 from aftercare.store.models import LEVELS, NAME_MAX, SOURCES, Escalation, Patient, Treatment
 
 
@@ -132,6 +133,24 @@ def current_treatment(patient: Patient) -> Optional[Treatment]:
         return None
     return max(patient.treatments,
                key=lambda t: (t.treated_at, t.number_in_series, t.id or 0))
+
+
+def patient_day(patient: Optional[Patient], now: datetime) -> Optional[int]:
+    """The patient's day of recovery now (day 0 = the latest treatment's day, in
+    the patient's time zone); None for no patient or no treatment. The one place
+    the bot, the actions, the review page and the commands get it from."""
+    treatment = current_treatment(patient) if patient is not None else None
+    if treatment is None:
+        return None
+    return recovery_day(treatment.treated_at, patient_zone(patient), now)
+
+
+def patient_zone(patient: Patient) -> ZoneInfo:
+    """The patient's time zone (UTC if the stored name is not a known zone)."""
+    try:
+        return ZoneInfo(patient.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
 
 
 def add_treatment(
