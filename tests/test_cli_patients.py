@@ -13,11 +13,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from aftercare.cli import main
 from aftercare.enrolment import EnrolmentError, hash_code, redeem_code
 from aftercare.settings import PROJECT_ROOT
 from aftercare.store import db, repository
 from aftercare.store.models import EnrolmentCode, Erasure
+from cli.main import main
 
 LONDON = ZoneInfo("Europe/London")
 BOT = "AftercareTestBot"

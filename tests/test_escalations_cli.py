@@ -7,11 +7,11 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from sqlalchemy import func, select
 
-from aftercare.cli import main
 from aftercare.store import db, repository
 from aftercare.store import escalations as esc
 from aftercare.store.models import Escalation, EscalationEvent
 from aftercare.store.repository import StoreError
+from cli.main import main
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)
 

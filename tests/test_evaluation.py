@@ -5,10 +5,10 @@ import re
 
 import pytest
 
-from aftercare.cli import main
 from aftercare.evaluation import (
     EvaluationInputError, Example, Prediction, classifier_intent, read_examples, score,
 )
+from cli.main import main
 
 HEADER = "text\tintent\tred_flag\tday\tlevel\n"
 

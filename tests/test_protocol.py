@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from aftercare.cli import main
 from aftercare.protocol import AFTERCARE_TOPICS, SYMPTOMS, ProtocolError, load_protocol
+from cli.main import main
 from tests.conftest import PROTOCOL_PATH
 
 

@@ -9,10 +9,10 @@ from argon2 import PasswordHasher
 from sqlalchemy import select
 
 from aftercare import staff
-from aftercare.cli import main
 from aftercare.store import db
 from aftercare.store.models import Staff, StaffSession
 from aftercare.store.repository import StoreError
+from cli.main import main
 
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)
 PASSWORD = "correct horse battery"

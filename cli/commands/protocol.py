@@ -4,9 +4,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from aftercare.cli import CommandError
 from aftercare.protocol import ProtocolError, load_protocol
 from aftercare.settings import get_settings
+from cli.main import CommandError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

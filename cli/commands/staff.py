@@ -12,9 +12,9 @@ import sys
 from datetime import datetime, timezone
 
 from aftercare import staff as accounts
-from aftercare.cli import CommandError
-from aftercare.commands.patients import _clinic_zone_or_utc, _printable, _session, _table
 from aftercare.store.repository import StoreError
+from cli.commands.patients import _clinic_zone_or_utc, _printable, _session, _table
+from cli.main import CommandError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

@@ -7,12 +7,12 @@ import argparse
 import sys
 from datetime import timedelta
 
-from aftercare.cli import CommandError
 from aftercare.protocol import ProtocolError, load_protocol
 from aftercare.rasa_client import RasaClient, RasaUnavailable
 from aftercare.services import ServiceError, review_url, running_services
 from aftercare.settings import Settings, get_settings
 from aftercare.store import db, repository
+from cli.main import CommandError
 
 DEMO_SENDER = "demo-patient"
 DEMO_NAME = "Demo Patient"

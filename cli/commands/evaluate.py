@@ -5,10 +5,10 @@ import argparse
 import json
 from pathlib import Path
 
-from aftercare.cli import CommandError
 from aftercare.protocol import load_protocol
 from aftercare.services import ServiceError, model_path
 from aftercare.settings import get_settings
+from cli.main import CommandError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

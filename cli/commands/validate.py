@@ -15,9 +15,9 @@ import argparse
 import re
 import warnings
 
-from aftercare.cli import CommandError
 from aftercare.protocol import ProtocolError, load_protocol
 from aftercare.settings import PROJECT_ROOT, get_settings
+from cli.main import CommandError
 
 _UNUSED = re.compile(r"The utterance '(?P<name>[^']+)' is not used in any story or rule")
 _NO_EXAMPLES = re.compile(

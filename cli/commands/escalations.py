@@ -12,10 +12,10 @@ from datetime import datetime, timedelta, timezone
 from typing import List, Optional
 from zoneinfo import ZoneInfo
 
-from aftercare.cli import CommandError
-from aftercare.commands.patients import _clinic_zone_or_utc, _printable, _session, _table
 from aftercare.store import escalations as store
 from aftercare.store.models import Escalation
+from cli.commands.patients import _clinic_zone_or_utc, _printable, _session, _table
+from cli.main import CommandError
 
 REASON_WIDTH = 60
 

@@ -6,9 +6,9 @@ import os
 import subprocess
 import time
 
-from aftercare.cli import CommandError
 from aftercare.services import MODEL_DIR, MODEL_NAME, VENV_BIN, model_path, service_env
 from aftercare.settings import PROJECT_ROOT, get_settings
+from cli.main import CommandError
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:

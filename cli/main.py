@@ -1,6 +1,6 @@
 """`aftercare`: the one command line for staff, content authors and scripts.
 
-Each subcommand lives in its own module under aftercare/commands/ and exposes
+Each subcommand lives in its own module under cli/commands/ and exposes
 register(subparsers); this file only wires them together.
 """
 from __future__ import annotations
@@ -12,14 +12,14 @@ import sys
 from aftercare.settings import SettingsError
 
 COMMAND_MODULES = (
-    "aftercare.commands.patients",
-    "aftercare.commands.protocol",
-    "aftercare.commands.model",
-    "aftercare.commands.chat",
-    "aftercare.commands.evaluate",
-    "aftercare.commands.validate",
-    "aftercare.commands.escalations",
-    "aftercare.commands.staff",
+    "cli.commands.patients",
+    "cli.commands.protocol",
+    "cli.commands.model",
+    "cli.commands.chat",
+    "cli.commands.evaluate",
+    "cli.commands.validate",
+    "cli.commands.escalations",
+    "cli.commands.staff",
 )
 
 

@@ -27,7 +27,6 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from aftercare import enrolment
-from aftercare.cli import CommandError
 from aftercare.dates import MAX_DAYS_BACK, DateParseError, parse_clinic_datetime
 from aftercare.protocol import Protocol, ProtocolError, load_protocol
 from aftercare.recovery import recovery_day
@@ -35,6 +34,7 @@ from aftercare.settings import get_settings
 from aftercare.store import db, repository
 from aftercare.store.models import Erasure, Patient, Treatment
 from aftercare.store.repository import StoreError
+from cli.main import CommandError
 
 
 QR_PNG_SCALE = 10  # pixels per module: a version 4 code is about 410 px wide
