@@ -71,6 +71,20 @@ How one message is read
    cue does not count when it is negated ("I haven't got one"), followed by a
    resolution or "fine" cue ("it's fine now"), or itself hypothetical ("will
    I have one?"). A plain negation is never cancelled this way.
+   A hypothetical or third-party cue does not reach past a clause word
+   (and/but/so...) after which the patient turns to herself or to now ("I
+   read about cold sores AND NOW I've got one", "... AND MINE looks
+   infected").
+   A non-emergency sign is "resolved" when it was an episode that is over:
+   its clause has a `past_episode` cue ("on day 1", "there was") or it follows
+   a past `worry` cue ("I was worried about"), its phrase is not in the
+   present (`present_tense`, `current`), and a `resolved` cue comes later in
+   the message ("It turned out to be nothing", "it's completely fine now") --
+   not in a question, not negated, not partly over ("settled a bit"), and not
+   followed by a RETURN word. A past worry is also resolved by a later
+   sentence that negates a sign of the same topic ("I was worried about
+   infection. There's no yellow crust or anything."). An emergency sign is
+   never resolved.
    Anything else is positive: questions such as "is this pus?" or "should I
    worry about pus?" count as reports (when in doubt, flag).
 4. A sign fires when one of its rules has all parts matched positively close
@@ -108,6 +122,7 @@ CUE_KINDS = (
     "negation_scope_ends", "history", "third_party", "hypothetical", "current",
     "clause_ends", "fine_after", "fine_targets", "pseudo_current", "self", "self_too",
     "possibility", "nothing_happened", "refers_back", "denial",
+    "past_episode", "present_tense", "worry", "resolved",
 )
 SETTING_DEFAULTS = {
     "window": 8,                  # words allowed between the parts of an "A + B" rule
@@ -156,6 +171,8 @@ _VERB_LEMMAS = {"be", "get", "become", "turn", "go", "look", "seem", "start", "c
 # words that may follow a denial cue: "..., I have none BUT my lip tingles"
 _DENIAL_ENDS = {"but", "and", "though", "tho", "although", "however", "whereas", "except"}
 _ANSWER_SEPARATORS = {":", "?", "-", "–", "—", "=", "->"}
+# "... and MINE looks infected": the patient turns to her own skin
+_TURN_WORDS = {"mine", "mines", "i", "i'm", "im", "i've", "ive"}
 
 
 class PatternError(ValueError):
@@ -178,7 +195,7 @@ class Discounted:
     id: str
     level: str
     topic: Optional[str]
-    cue: str          # negated | history | third_party | hypothetical (possibility too)
+    cue: str          # negated | history | third_party | hypothetical (possibility too) | resolved
     matched: str
 
 
@@ -310,6 +327,15 @@ class RedFlagNet:
         if not self.signs:
             raise PatternError(f"{source}: signs: no signs defined")
         self._concept_keys = {k for k in self.groups if not k.startswith(("cue:", "unless:"))}
+        # word group -> topics of the signs that use it ("no yellow crust" speaks
+        # to an earlier worry about infection)
+        self._group_topics: Dict[str, set] = {}
+        for spec in self.signs:
+            for rule in spec.rules:
+                for names in rule.parts:
+                    for name in names:
+                        if spec.topic and name not in ("WORSE", "RETURN"):
+                            self._group_topics.setdefault(name, set()).add(spec.topic)
 
     # ------------------------------------------------------------------ loading
     def _compile_spellings(self, raw: Any) -> Tuple[Dict[str, str], Optional["re.Pattern[str]"]]:
@@ -868,6 +894,13 @@ class _Reading:
                         if e >= n or self.clause_bound[e] or doc[e].is_space
                         or doc[e].lower_ in _DENIAL_ENDS]
         self.nothing_happened = bool(self.by_key.get("cue:nothing_happened"))
+        # a clause word (and, but, so...) right before the patient turns to
+        # herself or to now: a hypothetical or third-party cue stops there
+        turn_starts = {s for s, _ in self.self_spans} | {s for s, _ in self.self_too_spans} \
+            | {s for s, e in self.by_key.get("cue:current", ())
+               if not any(j in pseudo_current for j in range(s, e))} \
+            | {i for i, token in enumerate(doc) if token.lower_ in _TURN_WORDS}
+        self.turns = {j for j in self.scope_end if j + 1 in turn_starts}
         self._status_cache: Dict[Tuple[_Span, bool], str] = {}
         # "... I've got one", "they're swelling now": a current report that
         # refers back to a sign mentioned as past, someone else's or hypothetical
@@ -879,6 +912,56 @@ class _Reading:
                         for j in range(s, min(n, e + self.after_window))
                         if self.clause_id[j] == self.clause_id[s])
             and not self._cue_before("hypothetical", s))
+        self._read_episodes(pseudo_current)
+
+    def _read_episodes(self, pseudo_current: set) -> None:
+        """A scare that is over: "On day 1 my lip tingled. It turned out to be
+        nothing" (past_episode + a later `resolved` cue), "I was worried about
+        infection. There's no yellow crust" (a past `worry` + a later negated
+        sign of the same topic). The past marker must be in the sign's clause,
+        and its phrase (a clause split also at and/but/so...) must not be in
+        the present ("my lip tingled on day 1 | and THERE'S a blister" keeps
+        the blister)."""
+        doc, n = self.doc, len(self.doc)
+        self.phrase_id = self._ids(self.clause_bound, starts_at=self.scope_end)
+        self.past_clauses = {self.clause_id[s] for s, _ in self.by_key.get("cue:past_episode", ())}
+        self.now_phrases = {self.phrase_id[s] for s, e in self.by_key.get("cue:current", ())
+                            if not any(j in pseudo_current for j in range(s, e))}
+        self.now_phrases |= {self.phrase_id[s] for s, _ in self.by_key.get("cue:present_tense", ())}
+        question_sentences = {self.sent_id[i] for i, token in enumerate(doc) if "?" in token.text}
+        returns = [s for s, _ in self.by_key.get("RETURN", ())]
+        # "it's completely fine now", "it turned out to be nothing": not in a
+        # question, not negated ("it's NOT fine now"), not where a pseudo
+        # negation goes on past it ("fine APART FROM...", "settled A BIT"),
+        # and void when the message says afterwards that something came back
+        pseudo_spans = self.by_key.get("cue:pseudo_negation", ())
+        self.resolutions = [
+            s for s, e in self.by_key.get("cue:resolved", ())
+            if self.sent_id[s] not in question_sentences
+            and not self._negated_before(s)
+            and not any(ps < e and s < pe and pe > e for ps, pe in pseudo_spans)
+            and not any(r >= e for r in returns)]
+
+    def _resolved(self, start: int, end: int) -> bool:
+        """A non-emergency sign from an episode that is over (see _read_episodes)."""
+        phrase = self.phrase_id[start]
+        if phrase in self.now_phrases:
+            return False
+        worried = self._cue_before("worry", start)
+        if not worried and self.clause_id[start] not in self.past_clauses:
+            return False
+        if any(r >= end for r in self.resolutions):
+            return True
+        if not worried:
+            return False
+        # "I was worried about infection. There's no yellow crust or anything."
+        topics = set()
+        for key in self.span_groups.get((start, end), ()):
+            topics |= self.net._group_topics.get(key, set())
+        return any(s >= end and self.sent_id[s] > self.sent_id[start]
+                   and topics & {t for key in groups for t in self.net._group_topics.get(key, ())}
+                   and (self._negated_before(s) or self._negated_after(e, s))
+                   for (s, e), groups in self.span_groups.items())
 
     def _followed_by(self, start: int, end: int, tokens: set) -> bool:
         """One of `tokens` within negation_after_window words after the span, in
@@ -924,6 +1007,8 @@ class _Reading:
                 or (denial and self._denied_after(start, end)):
             return "negated"
         discounted = self._discounted(start)
+        if discounted is None and denial and self._resolved(start, end):
+            discounted = "resolved"     # "... It turned out to be nothing."
         if discounted and any(s >= end for s in self.refers_back_starts):
             return "positive"       # "... I've got one", "they're swelling now"
         return discounted or "positive"
@@ -960,6 +1045,10 @@ class _Reading:
             if any(self.clause_bound[j] for j in range(min(cue_end, start), start)):
                 continue
             if pointed_at and self._pointed_at(cue_end, start):
+                continue
+            # "I read about cold sores AND NOW I've got one", "... AND MINE
+            # looks infected": the patient turns to herself
+            if any(j in self.turns for j in range(cue_end, start)):
                 continue
             return True
         return False
