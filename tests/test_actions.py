@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+import yaml
 from rasa_sdk import Tracker
 from rasa_sdk.events import SlotSet
 from rasa_sdk.executor import CollectingDispatcher
@@ -638,3 +640,101 @@ async def test_the_results_checkin_says_how_long_it_has_been(context, enrolled):
     assert responses(messages) == ["utter_checkin_results"]
     assert messages[0]["since_last"] == "about 3 months"
     assert messages[0]["full_months"] == 6
+
+
+# --- One coherent reply, and asking instead of guessing (issue 9) ------------
+
+DOMAIN = yaml.safe_load((Path(__file__).resolve().parent.parent / "domain.yml").read_text())
+
+
+def ranked(text: str, ranking: list[tuple[str, float]], entities: list | None = None,
+           slots: dict | None = None) -> Tracker:
+    message = {"text": text, "intent": {"name": "nlu_fallback", "confidence": 0.3},
+               "intent_ranking": [{"name": "nlu_fallback", "confidence": 0.3}]
+               + [{"name": n, "confidence": c} for n, c in ranking],
+               "entities": entities or []}
+    return Tracker(SENDER, slots or {}, message, [], False, None, {}, "action_listen")
+
+
+async def run_with_domain(action, tracker_: Tracker) -> tuple[list[dict], list]:
+    dispatcher = CollectingDispatcher()
+    events = await action().run(dispatcher, tracker_, DOMAIN)
+    return dispatcher.messages, events
+
+
+@pytest.mark.asyncio
+async def test_an_urgent_message_gets_no_that_is_expected(context, enrolled):
+    messages, events = await run(rasa_actions.ActionAnswerSymptom, tracker(
+        "redder again today", "report_redness", slots={"red_flag_level": "urgent"}))
+    assert messages == []
+    assert reports(context)[-1][:4] == ("report_redness", 0, None, "urgent")
+
+
+@pytest.mark.asyncio
+async def test_a_question_after_an_emergency_is_left_to_the_nurse(context, enrolled):
+    messages, _ = await run(rasa_actions.ActionAnswerWhenAllowed, tracker(
+        "lips swelling, can i wear lipstick", "ask_makeup", slots={"red_flag_level": "emergency"}))
+    assert responses(messages) == ["utter_other_question_after_red_flag"]
+
+
+@pytest.mark.asyncio
+async def test_after_a_routine_flag_only_the_care_advice_follows(context, enrolled, clock):
+    clock.now = london(2026, 12, 4, 12, 0)   # day 9
+    messages, _ = await run(rasa_actions.ActionAnswerSymptom, tracker(
+        "still red over a week on", "report_redness", slots={"red_flag_level": "routine"}))
+    assert responses(messages) == ["utter_symptom_redness"]
+
+
+@pytest.mark.asyncio
+async def test_close_readings_are_offered_as_buttons_with_a_person(context, enrolled):
+    messages, events = await run_with_domain(rasa_actions.ActionClarify, ranked(
+        "what about the weekend thing", [("ask_makeup", 0.31), ("ask_alcohol", 0.29),
+                                         ("greet", 0.1)]))
+    assert responses(messages) == ["utter_clarify_meaning"]
+    assert messages[0]["buttons"] == [
+        {"title": "When can I wear makeup?", "payload": "/ask_makeup"},
+        {"title": "Drinking alcohol", "payload": "/ask_alcohol"},
+        {"title": "Talk to a person", "payload": "/ask_human"}]
+    assert events == [SlotSet("clarify_text", "what about the weekend thing")]
+
+
+@pytest.mark.asyncio
+async def test_an_unclear_symptom_is_asked_about_warning_signs_first(context, enrolled):
+    messages, _ = await run_with_domain(rasa_actions.ActionClarify, ranked(
+        "face weird and hot", [("ask_is_normal", 0.3), ("report_redness", 0.28)]))
+    assert responses(messages) == ["utter_clarify_symptom"]
+    assert [b["payload"] for b in messages[0]["buttons"]] == [
+        "/confirm_warning_signs", "/report_redness", "/ask_human"]
+
+
+@pytest.mark.asyncio
+async def test_after_a_safety_message_the_unclear_message_is_not_asked_about(context, enrolled):
+    messages, _ = await run_with_domain(rasa_actions.ActionClarify, ranked(
+        "lips big", [("report_swelling", 0.3)], slots={"red_flag_level": "emergency"}))
+    assert messages == []
+
+
+@pytest.mark.asyncio
+async def test_yes_to_the_warning_signs_is_escalated_as_urgent(context, enrolled):
+    messages, events = await run(rasa_actions.ActionSafetyCheck, tracker(
+        "/confirm_warning_signs", "confirm_warning_signs"))
+    assert responses(messages)[0].startswith("utter_red_flag_urgent")
+    assert SlotSet("red_flag_level", "urgent") in events
+
+
+@pytest.mark.asyncio
+async def test_a_tapped_meaning_is_answered_for_the_original_words(context, enrolled):
+    messages, _ = await run(rasa_actions.ActionAnswerWhenAllowed, tracker(
+        "/ask_skincare_products", "ask_skincare_products",
+        slots={"clarify_text": "when can i use retinol again"}))
+    assert responses(messages) == ["utter_retinoids_not_yet", "utter_retinoids_how"]
+
+
+@pytest.mark.asyncio
+async def test_event_ready_names_when_the_redness_settles(context, enrolled):
+    messages, _ = await run(rasa_actions.ActionAnswerEventReady, tracker(
+        "wedding on saturday, will i look ok", "ask_event_ready"))
+    assert responses(messages) == ["utter_event_ready"]
+    assert messages[0]["makeup_when"] == "tomorrow at 10:00"
+    assert messages[0]["settle_when"].startswith("the end of ")
+    assert messages[0]["flaking_until"] == 7

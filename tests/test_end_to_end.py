@@ -17,7 +17,8 @@ from aftercare.store import db, repository
 pytestmark = pytest.mark.skipif(not (MODEL_DIR / "aftercare.tar.gz").exists(),
                                 reason="no trained model: run `make model` first")
 LONDON = ZoneInfo("Europe/London")
-SECRET_WORDS = "zebra-striped puss"  # patient text that must never reach a log
+SECRET_WORDS = "zebra-striped puss"
+DEMO_DAYS = (1, 3, 9)          # day 0 is "Early"  # patient text that must never reach a log
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +43,10 @@ def product(tmp_path_factory):
                                timezone="Europe/London", sender_id="e2e-later")
         repository.add_patient(session, name="Long", treated_at=eight_days_ago,
                                timezone="Europe/London", sender_id="e2e-day8")
+        for day in DEMO_DAYS:    # 00:01 local, `day` days back: that day all day long
+            repository.add_patient(session, name=f"Demo{day}",
+                                   treated_at=midnight - timedelta(days=day, minutes=-1),
+                                   timezone="Europe/London", sender_id=f"e2e-demo-day{day}")
     with running_services(settings, log_dir=work / "log", timeout=300,
                           include_review=False) as services:
         yield settings, RasaClient(settings.rasa_url), services, work / "log"
@@ -113,3 +118,52 @@ def test_logs_never_carry_patient_words(product):
         text = log.read_text(errors="ignore")
         assert SECRET_WORDS not in text, f"patient text in {log.name}"
         assert "Early" not in text and "Later" not in text
+
+
+# --- The questions a new user asked in the demo (issue 9), each answered rightly
+
+def symptom_reports(settings, sender_id):
+    with db.session_scope(settings.database_url) as session:
+        patient = repository.find_patient_by_sender(session, sender_id)
+        return [r.symptom for r in repository.list_symptom_reports(session, patient.id)]
+
+
+def test_demo_is_this_redness_normal_on_day_0(product):
+    _, client, _, _ = product
+    replies = client.send("e2e-early", "is this redness normal?")
+    assert replies[0].startswith("On day 0 that's expected"), replies
+    assert not any("not sure I understood" in r for r in replies)
+
+
+def test_demo_wedding_on_saturday_on_day_1(product):
+    _, client, _, _ = product
+    replies = client.send("e2e-demo-day1",
+                          "I'm going to a wedding on saturday, will I look ok by then?")
+    assert replies[0].startswith("Most people look like themselves again once the redness "
+                                 "settles, usually by the end of"), replies
+    assert not any("sunscreen" in r.lower() for r in replies)
+
+
+def test_demo_redness_back_on_day_3_gets_one_coherent_reply(product):
+    settings, client, _, _ = product
+    replies = client.send("e2e-demo-day3", "the redness was almost gone yesterday but today "
+                                           "it's redder again and warm to touch")
+    assert replies[0].startswith("What you describe needs a nurse to look at it"), replies
+    assert not any("expected" in r for r in replies), replies
+    assert ("e2e-demo-day3", "urgent", 3) in escalations(settings)
+
+
+def test_demo_still_red_on_day_9_in_plain_words(product):
+    settings, client, _, _ = product
+    replies = client.send("e2e-demo-day9", "my face is still a bit red, over a week now")
+    assert replies[0].startswith("Thanks for telling me: that's something the clinic would "
+                                 "like to see"), replies
+    text = " ".join(replies)
+    assert "(" not in text and "patient's own words" not in text and "day 3" not in text
+    assert ("e2e-demo-day9", "routine", 9) in escalations(settings)
+
+
+def test_demo_still_red_but_not_sore_is_recorded_as_redness(product):
+    settings, client, _, _ = product
+    client.send("e2e-demo-day1", "still quite red but not sore")
+    assert symptom_reports(settings, "e2e-demo-day1")[-1] == "report_redness"
