@@ -1,7 +1,8 @@
 """Compare NLU pipelines side by side, in one run: 5-fold cross-validation on
 the training data, the measuring set, training time and model load time.
 
-    .venv/bin/python benchmarks/compare_pipelines.py --eval ../shared/eval/dev_messages.tsv
+    .venv/bin/python benchmarks/compare_pipelines.py --eval ../shared/eval/dev_messages.tsv \
+        tests/long_messages.tsv
 
 Writes the table to docs/pipeline-comparison.md. The configurations compared
 are the files in benchmarks/pipelines/.
@@ -56,10 +57,11 @@ def predict(agent, texts: list[str]) -> list[str]:
         loop.close()
 
 
-def write_nlu(examples, path: Path) -> None:
+def write_nlu(examples, path: Path, lookup_tables=()) -> None:
     from rasa.shared.nlu.training_data.training_data import TrainingData
 
-    path.write_text(TrainingData(training_examples=list(examples)).nlu_as_yaml())
+    path.write_text(TrainingData(training_examples=list(examples),
+                                 lookup_tables=list(lookup_tables)).nlu_as_yaml())
 
 
 def scores(gold: list[str], predicted: list[str]) -> tuple[float, float]:
@@ -68,14 +70,14 @@ def scores(gold: list[str], predicted: list[str]) -> tuple[float, float]:
     return accuracy, float(macro)
 
 
-def compare(config: Path, examples, eval_set, folds: int, work: Path) -> dict:
+def compare(config: Path, examples, lookups, eval_sets, folds: int, work: Path) -> dict:
     intents = [e.get("intent") for e in examples]
     fold_scores = []
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=42)
     for number, (train_idx, test_idx) in enumerate(splitter.split(examples, intents)):
         fold_dir = work / f"{config.stem}-fold{number}"
         fold_dir.mkdir()
-        write_nlu([examples[i] for i in train_idx], fold_dir / "train.yml")
+        write_nlu([examples[i] for i in train_idx], fold_dir / "train.yml", lookups)
         model, _ = train(config, fold_dir / "train.yml", fold_dir)
         agent, _ = load(model)
         held_out = [examples[i] for i in test_idx]
@@ -85,7 +87,7 @@ def compare(config: Path, examples, eval_set, folds: int, work: Path) -> dict:
               flush=True)
     full_dir = work / f"{config.stem}-full"
     full_dir.mkdir()
-    write_nlu(examples, full_dir / "train.yml")
+    write_nlu(examples, full_dir / "train.yml", lookups)
     model, train_seconds = train(config, full_dir / "train.yml", full_dir)
     agent, load_seconds = load(model)
     result = {
@@ -95,16 +97,17 @@ def compare(config: Path, examples, eval_set, folds: int, work: Path) -> dict:
         "train_seconds": train_seconds,
         "load_seconds": load_seconds,
     }
-    if eval_set:
+    result["eval"] = {}
+    for name, eval_set in eval_sets.items():
         predicted = predict(agent, [e.text for e in eval_set])
-        result["eval_accuracy"], result["eval_macro_f1"] = scores(
-            [e.intent for e in eval_set], predicted)
+        result["eval"][name] = scores([e.intent for e in eval_set], predicted)
     return result
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--eval", type=Path, help="labelled TSV to measure each pipeline on")
+    parser.add_argument("--eval", type=Path, nargs="*", default=[],
+                        help="labelled TSVs to measure each pipeline on")
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--configs", nargs="*", type=Path,
                         default=sorted((ROOT / "benchmarks" / "pipelines").glob("*.yml")))
@@ -117,29 +120,32 @@ def main() -> int:
     settings = get_settings()
     ensure_pipeline(settings.entity_patterns_path, settings.spacy_model_path)
     os.chdir(ROOT)  # the configs name the spaCy pipeline by a path relative to the root
-    examples = [m for m in load_data(str(ROOT / "data" / "nlu")).intent_examples]
-    eval_set = read_examples(args.eval) if args.eval else None
+    training = load_data(str(ROOT / "data" / "nlu"))
+    examples = list(training.intent_examples)
+    eval_sets = {path.stem: read_examples(path) for path in args.eval}
     results = []
     with tempfile.TemporaryDirectory() as work:
         for config in args.configs:
             print(f"{config.stem}: {args.folds}-fold cross-validation and a full training", flush=True)
-            results.append(compare(config, examples, eval_set, args.folds, Path(work)))
+            results.append(compare(config, examples, training.lookup_tables, eval_sets,
+                                   args.folds, Path(work)))
 
     lines = [
         "# NLU pipeline comparison", "",
         f"Measured {date.today()} on {os.cpu_count()} cores ({platform.machine()}), "
         f"{len(examples)} training examples, {args.folds}-fold stratified cross-validation "
         "(seed 42); the measuring set is never trained on.", "",
-        "Produced by `make compare-pipelines` "
-        "(`.venv/bin/python benchmarks/compare_pipelines.py --eval ../shared/eval/dev_messages.tsv`).",
-        "", "| pipeline | CV accuracy | CV macro F1 | dev accuracy | dev macro F1 | "
-        "full training (s) | model load (s) |", "|---|---|---|---|---|---|---|",
+        "Produced by `make compare-pipelines` (`.venv/bin/python "
+        "benchmarks/compare_pipelines.py --eval " + " ".join(str(p) for p in args.eval) + "`).",
+        "", "| pipeline | CV accuracy | CV macro F1 | "
+        + " | ".join(f"{name} accuracy | {name} macro F1" for name in eval_sets)
+        + " | full training (s) | model load (s) |",
+        "|---" * (5 + 2 * len(eval_sets)) + "|",
     ]
     for r in results:
-        lines.append(
-            f"| {r['config']} | {r['cv_accuracy']:.3f} | {r['cv_macro_f1']:.3f} | "
-            f"{r.get('eval_accuracy', float('nan')):.3f} | {r.get('eval_macro_f1', float('nan')):.3f} | "
-            f"{r['train_seconds']:.1f} | {r['load_seconds']:.1f} |")
+        figures = " | ".join(f"{a:.3f} | {f:.3f}" for a, f in r["eval"].values())
+        lines.append(f"| {r['config']} | {r['cv_accuracy']:.3f} | {r['cv_macro_f1']:.3f} | "
+                     f"{figures} | {r['train_seconds']:.1f} | {r['load_seconds']:.1f} |")
     lines += ["", "Configurations: `benchmarks/pipelines/*.yml` (the first line of each says what it is).",
               "Training time is the NLU pipeline only (the full `rasa train` adds the dialogue policies)."]
     table = "\n".join(lines) + "\n"
