@@ -37,7 +37,7 @@ _REPEATS = re.compile(r"(\w)\1{2,}")
 class ModelSettings:
     whole_weight: float = 0.5
     question_weight: float = 2.0
-    c: float = 10.0
+    c: float = 30.0
     max_iter: int = 1000
     random_state: int = 42
 
