@@ -365,6 +365,37 @@ def test_bad_sign_is_refused(protocol, sign, message):
         _net(protocol, [sign])
 
 
+def test_errors_name_the_file_and_the_field(protocol):
+    with pytest.raises(PatternError, match=r"^test\.yml: signs\.x\.level: must be one of"):
+        _net(protocol, [{"id": "x", "level": "severe", "reason": "r", "any": ["PUS"]}])
+    with pytest.raises(PatternError, match=r"^test\.yml: settings\.windw: unknown setting"):
+        _net(protocol, [{"id": "x", "level": "urgent", "reason": "r", "any": ["PUS"]}],
+             settings={"windw": 3})
+    with pytest.raises(PatternError, match=r"^test\.yml: signs\.x\.any\[0\]\.scop: unknown key"):
+        _net(protocol, [{"id": "x", "level": "urgent", "reason": "r",
+                         "any": [{"rule": "PUS", "scop": "clause"}]}])
+
+
+def test_a_rule_part_mixing_a_word_group_and_words_is_refused(protocol):
+    # "ITCH|blotch~" was once read as the word "itch": the group never counted
+    with pytest.raises(PatternError, match="mixes the word group PUS with words"):
+        _net(protocol, [{"id": "x", "level": "urgent", "reason": "r", "any": ["PUS|oozing"]}])
+
+
+def test_a_yaml_yes_no_phrase_is_refused(protocol):
+    # a bare `- no` is YAML's false: it was once compiled as the word "false"
+    with pytest.raises(PatternError, match="in quotes"):
+        _net(protocol, [{"id": "x", "level": "urgent", "reason": "r", "any": ["PUS"]}],
+             cues={"negation": [False]})
+
+
+def test_the_net_is_built_from_its_parts():
+    from aftercare.safety import matchers, patterns, reading, text  # noqa: F401
+    assert PatternError is patterns.PatternError
+    loaded = patterns.load_patterns(PATTERNS)
+    assert {spec.id for spec in loaded.signs} >= SECTION_3_SIGNS
+
+
 def test_duplicate_ids_are_refused(protocol):
     sign = {"id": "x", "level": "urgent", "reason": "r", "any": ["PUS"]}
     with pytest.raises(PatternError, match="duplicate"):
@@ -402,13 +433,16 @@ def test_missing_file_is_a_pattern_error(protocol, tmp_path):
 
 
 def test_phrase_syntax(protocol):
-    words = {"W": ["(hard to|can't) swallow", "blist~", "=chills", "temp ... 39~", "cluster of * bumps"]}
+    words = {"W": ["(hard to|can't) swallow", "blist~", "=chills", "temp ... 39~", "cluster of * bumps",
+                   "(so|really|=very)? (sore|=achy) (face|cheek)", "lip (=is|'s|swell~) fat"]}
     net = _net(protocol, [{"id": "x", "level": "urgent", "reason": "r", "any": ["W"]}], words=words)
     for text in ("it's hard to swallow", "I can't swallow", "blistery skin", "chills",
-                 "my temp is about 39.5", "a cluster of tiny bumps"):
+                 "my temp is about 39.5", "a cluster of tiny bumps", "a sore face",
+                 "really sore cheeks", "very achy face", "lip is fat", "lip's fat",
+                 "lip swelling fat"):
         assert net.assess(text, 2).level == "urgent", text
     for text in ("I swallow fine", "a chill in the air", "a cluster of bumps",
-                 "my temp is normal, about 36"):
+                 "my temp is normal, about 36", "a sore arm", "so face", "lip looks fat"):
         assert net.assess(text, 2).level is None, text
 
 
