@@ -83,8 +83,18 @@ def render(name: str, values: Mapping[str, object], path: Path = DOMAIN_PATH) ->
     return BotText(text=text, buttons=buttons)
 
 
+# The assistant's "Did you mean...?" buttons (action_clarify) are made when it
+# asks: one per utter_meaning_<intent> response, plus the warning-signs answer.
+MEANING_PREFIX = "utter_meaning_"
+CLARIFY_PAYLOADS = frozenset({"/confirm_warning_signs", "/ask_human"})
+
+
 def button_payloads(path: Path = DOMAIN_PATH) -> frozenset[str]:
-    """Every button payload in domain.yml: the only callback data the bot accepts."""
+    """Every button payload the assistant can send (those in domain.yml and the
+    "Did you mean...?" ones): the only callback data the bot accepts."""
     responses = _responses(path, path.stat().st_mtime)
-    return frozenset(str(button["payload"]) for variations in responses.values()
-                     for variation in variations for button in variation.get("buttons", []))
+    static = {str(button["payload"]) for variations in responses.values()
+              for variation in variations for button in variation.get("buttons", [])}
+    meanings = {f"/{name[len(MEANING_PREFIX):]}" for name in responses
+                if name.startswith(MEANING_PREFIX)}
+    return frozenset(static | meanings | CLARIFY_PAYLOADS)
