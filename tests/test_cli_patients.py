@@ -433,8 +433,8 @@ def test_show_and_list_statuses(db_url: str, capsys: pytest.CaptureFixture) -> N
         bob.unreachable_at = paused
         bob.checkins_paused_at = paused
         bob.photo_consent = False
-        for row in di.enrolment_codes:
-            row.expires_at = paused
+        for row in di.enrolment_codes:     # expired a minute ago, whatever the date today
+            row.expires_at = datetime.now(timezone.utc) - timedelta(minutes=1)
 
     _, out, _ = run(capsys, "patients", "show", "1")
     assert "enrolment:   enrolled 2026-01-10" in out
