@@ -5,25 +5,40 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # The review page's browser tests drive Debian's Chromium and its driver
-# (/usr/bin/chromium, /usr/bin/chromedriver). Installed with apt when this runs
-# as root (or with password-less sudo); otherwise say what to install.
-if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
-  apt_install=""
-  if command -v apt-get >/dev/null 2>&1; then
-    if [ "$(id -u)" = 0 ]; then
-      apt_install="apt-get"
-    elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
-      apt_install="sudo apt-get"
-    fi
+# (/usr/bin/chromium, /usr/bin/chromedriver); `make pytest-future` runs the unit
+# tests a year ahead with Debian's faketime (libfaketime). Installed with apt when
+# this runs as root (or with password-less sudo); otherwise say what to install.
+apt_install=""
+if command -v apt-get >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then
+    apt_install="apt-get"
+  elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+    apt_install="sudo apt-get"
   fi
+fi
+apt_updated=""
+apt_get() {  # apt_get PACKAGE... (runs apt-get update once first)
+  if [ -z "$apt_updated" ]; then $apt_install update -qq; apt_updated=1; fi
+  DEBIAN_FRONTEND=noninteractive $apt_install install -y -qq "$@" >/dev/null
+}
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
   if [ -n "$apt_install" ]; then
     echo "setup: installing chromium and chromium-driver (for the review page's browser tests)"
-    $apt_install update -qq
-    DEBIAN_FRONTEND=noninteractive $apt_install install -y -qq chromium chromium-driver >/dev/null
+    apt_get chromium chromium-driver
   else
     echo "setup: warning: chromium and chromedriver are missing, and apt-get cannot be used" \
          "here (needs root). The browser tests (tests/test_review_browser.py) will fail until" \
          "they are installed: sudo apt-get install -y chromium chromium-driver" >&2
+  fi
+fi
+if ! command -v faketime >/dev/null 2>&1; then
+  if [ -n "$apt_install" ]; then
+    echo "setup: installing faketime (make pytest-future runs the unit tests a year ahead)"
+    apt_get faketime
+  else
+    echo "setup: warning: faketime is missing, and apt-get cannot be used here (needs root)." \
+         "make pytest-future (part of make test) will fail until it is installed:" \
+         "sudo apt-get install -y faketime" >&2
   fi
 fi
 
