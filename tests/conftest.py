@@ -17,6 +17,12 @@ LONDON = ZoneInfo("Europe/London")
 PROTOCOL_PATH = PROJECT_ROOT / "clinic" / "protocol.yml"
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "e2e: end to end, with Rasa, the bot or Chromium in processes of their own; "
+        "make pytest-future leaves these out (libfaketime is for the unit tests)")
+
+
 def london(*args: int) -> datetime:
     return datetime(*args, tzinfo=LONDON)
 

@@ -24,8 +24,9 @@ from tests.bot_harness import (
 )
 from tests.conftest import LONDON
 
-pytestmark = pytest.mark.skipif(not (MODEL_DIR / "aftercare.tar.gz").exists(),
-                                reason="no trained model: run `make model` first")
+pytestmark = [pytest.mark.e2e,
+              pytest.mark.skipif(not (MODEL_DIR / "aftercare.tar.gz").exists(),
+                                 reason="no trained model: run `make model` first")]
 
 
 @pytest.fixture(scope="module")

@@ -20,8 +20,9 @@ from tests.bot_harness import (
     treated_hours_ago, wait_until,
 )
 
-pytestmark = pytest.mark.skipif(not (MODEL_DIR / "aftercare.tar.gz").exists(),
-                                reason="no trained model: run `make model` first")
+pytestmark = [pytest.mark.e2e,
+              pytest.mark.skipif(not (MODEL_DIR / "aftercare.tar.gz").exists(),
+                                 reason="no trained model: run `make model` first")]
 
 CHECKIN = "day2_morning"   # 09:00 on day 2, grace 6 h
 

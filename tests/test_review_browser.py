@@ -35,6 +35,7 @@ from tests.review_harness import (
     review_settings, serving,
 )
 
+pytestmark = pytest.mark.e2e
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 SCREENSHOTS = PROJECT_ROOT / "results" / "screenshots"

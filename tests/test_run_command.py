@@ -17,8 +17,9 @@ from aftercare.settings import PROJECT_ROOT
 from support.fake_telegram import FakeTelegramServer
 from tests.bot_harness import free_port
 
-pytestmark = pytest.mark.skipif(not (MODEL_DIR / "aftercare.tar.gz").exists(),
-                                reason="no trained model: run `make model` first")
+pytestmark = [pytest.mark.e2e,
+              pytest.mark.skipif(not (MODEL_DIR / "aftercare.tar.gz").exists(),
+                                 reason="no trained model: run `make model` first")]
 TOKEN = "424242:RUN-test"
 STAFF_CHAT = -1004445556667
 SECRET_WORDS = "zebra-striped rash"   # patient text that must never reach a log

@@ -25,8 +25,9 @@ from tests.bot_harness import (
     running_bot, wait_until,
 )
 
-pytestmark = pytest.mark.skipif(not (MODEL_DIR / "aftercare.tar.gz").exists(),
-                                reason="no trained model: run `make model` first")
+pytestmark = [pytest.mark.e2e,
+              pytest.mark.skipif(not (MODEL_DIR / "aftercare.tar.gz").exists(),
+                                 reason="no trained model: run `make model` first")]
 
 STAFF_CHAT = -1009876543210
 NURSE = 5550001            # a member of the staff group
