@@ -9,12 +9,12 @@ LONG_SET ?= tests/long_messages.tsv
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONWARNINGS := ignore
 
-.PHONY: run test setup model validate test-stories pytest evaluate benchmark benchmark-bot compare-pipelines clean
+.PHONY: run test setup model validate test-stories pytest pytest-future evaluate benchmark benchmark-bot compare-pipelines clean
 
 run: setup model            ## set up, train if needed, start everything, chat as the demo patient
 	$(AFTERCARE) run
 
-test: setup model validate test-stories pytest evaluate   ## every test, as CI runs them
+test: setup model validate test-stories pytest pytest-future evaluate   ## every test, as CI runs them
 
 setup:                      ## .venv with the pinned versions (requirements/constraints.txt)
 	@scripts/setup.sh
@@ -30,6 +30,21 @@ test-stories: model         ## the test conversations in tests/test_stories.yml
 
 pytest: model               ## unit and end-to-end tests
 	$(PY) -m pytest -q
+
+# Debian's faketime (libfaketime, scripts/setup.sh installs it): the clock a year
+# ahead, in Auckland's time zone. The libfaketime settings keep Python sound:
+# --exclude-monotonic, or a timed lock waits the year (glibc's sem_clockwait);
+# FAKETIME_FORCE_MONOTONIC_FIX=0, or threads waiting for the GIL stall (a test's
+# 0.7 s wait took 1.5 s); FAKETIME_CACHE_DURATION, or every 10 s libfaketime reads the environment
+# from whichever thread asks the time, which crashes one that a test's setenv races.
+FUTURE := TZ=Pacific/Auckland FAKETIME_CACHE_DURATION=1000000 FAKETIME_FORCE_MONOTONIC_FIX=0 \
+	faketime --exclude-monotonic -f +365d
+pytest-future: setup        ## the unit tests (not those marked e2e) a year from now, proof that no test depends on today's date
+	@command -v faketime >/dev/null || { echo "pytest-future: faketime is missing; as root: apt-get install -y faketime (scripts/setup.sh does it)" >&2; exit 1; }
+	@$(FUTURE) $(PY) -c 'import datetime, sys, time; ahead = (time.time() - float(sys.argv[1])) / 86400; \
+	  print(f"pytest-future: the tests see {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}, {ahead:.0f} days ahead"); \
+	  sys.exit(0 if 364 < ahead < 366 else "pytest-future: the clock is not a year ahead")' $$(date +%s)
+	$(FUTURE) $(PY) -m pytest -q -m "not e2e"
 
 evaluate: model             ## intent and red-flag figures on the measuring sets, with the bars as hard limits
 	$(AFTERCARE) evaluate $(EVAL_SET) --min-intent-accuracy 0.92 --min-red-flag-recall 1.0 --min-red-flag-precision 0.95
