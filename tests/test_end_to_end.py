@@ -18,8 +18,8 @@ pytestmark = [pytest.mark.e2e,
               pytest.mark.skipif(not (MODEL_DIR / "aftercare.tar.gz").exists(),
                                  reason="no trained model: run `make model` first")]
 LONDON = ZoneInfo("Europe/London")
-SECRET_WORDS = "zebra-striped puss"
-DEMO_DAYS = (1, 3, 9)          # day 0 is "Early"  # patient text that must never reach a log
+SECRET_WORDS = "zebra-striped puss"  # patient text that must never reach a log
+DEMO_DAYS = (1, 3, 9)                # the demo patients' days; day 0 is "Early"
 
 
 @pytest.fixture(scope="module")
@@ -159,9 +159,13 @@ def test_demo_still_red_on_day_9_in_plain_words(product):
     replies = client.send("e2e-demo-day9", "my face is still a bit red, over a week now")
     assert replies[0].startswith("Thanks for telling me: that's something the clinic would "
                                  "like to see"), replies
-    text = " ".join(replies)
-    assert "(" not in text and "patient's own words" not in text and "day 3" not in text
     assert ("e2e-demo-day9", "routine", 9) in escalations(settings)
+    with db.session_scope(settings.database_url) as session:
+        reason = [e.reason for e in repository.list_escalations(session)
+                  if e.sender_id == "e2e-demo-day9"][-1]
+    text = " ".join(replies)
+    assert reason and not any(part in text for part in reason.split("; ")), (reason, text)
+    assert "day 3" not in text          # one normal-course number, not two
 
 
 def test_demo_still_red_but_not_sore_is_recorded_as_redness(product):
