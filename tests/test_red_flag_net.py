@@ -446,6 +446,59 @@ def test_phrase_syntax(protocol):
         assert net.assess(text, 2).level is None, text
 
 
+def test_contractions_written_alone(protocol):
+    words = {"W": ["they 've swol~", "i ='m itchy"]}
+    net = _net(protocol, [{"id": "x", "level": "urgent", "reason": "r", "any": ["W"]}], words=words)
+    assert net.assess("they've swollen", 2).level == "urgent"
+    assert net.assess("I'm itchy", 2).level == "urgent"
+    assert net.assess("they swollen", 2).level is None
+
+
+def test_an_ordered_rule_keeps_its_order(protocol):
+    words = {"BETTER": ["calmed down"], "WORSE": ["worse"]}
+    sign = {"id": "x", "level": "urgent", "reason": "r",
+            "any": [{"rule": "BETTER + WORSE", "window": 10, "ordered": True}]}
+    net = _net(protocol, [sign], words=words)
+    assert net.assess("it calmed down and now it's worse", 1).level == "urgent"
+    assert net.assess("it was worse last night and has calmed down", 1).level is None
+
+
+# ----------------------------------------------------------------- kinds of long messages
+
+def test_better_then_worse_is_worse_again_worse_then_better_is_not(net):
+    assert net.assess("It had settled down nicely but today it's worse again.", 1).level == "urgent"
+    assert net.assess("It's worse today, even though it had been getting better.", 1).level \
+        == "urgent"
+    assert net.assess("The swelling was worse yesterday and has gone down a lot today.", 3).level \
+        is None
+
+
+def test_a_denial_opening_the_next_sentence_answers_a_question_or_a_story(net):
+    assert net.assess("Is pus ever normal after microneedling? I don't have any.", 3).level is None
+    assert net.assess("My mum keeps asking if I've got an infection. I haven't.", 3).level is None
+    # not a plain report, and never an emergency sign
+    assert net.assess("Pus is coming out of my cheek. I don't, however, have a fever.", 3).level \
+        == "urgent"
+    assert net.assess("Could my lips swell? I don't know, they are swelling now.", 0).level \
+        == "emergency"
+
+
+def test_the_treatments_date_is_no_history_of_the_sign(net):
+    assert net.assess("I had microneedling 3 months ago and I still have red marks.").level \
+        == "routine"
+    assert net.assess("I had a cold sore two months before the treatment, long healed.", 3).level \
+        is None
+
+
+def test_an_emergency_scare_is_never_over(net):
+    text = "My lips swelled up this morning for an hour. It turned out to be nothing."
+    assert net.assess(text, 1).level == "emergency"
+    text = "Lips and throat were fine the whole time, the swelling on my cheeks is way down."
+    assert net.assess(text, 1).level is None
+    text = "My lips were fine the whole time yesterday, but this evening they've swollen up."
+    assert net.assess(text, 1).level == "emergency"
+
+
 # ----------------------------------------------------------------- triage
 
 def test_level_order_and_max_level():

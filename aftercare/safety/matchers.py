@@ -164,13 +164,15 @@ class Matchers:
             if alt.endswith("~") and len(alt) > 1:
                 prefixes.append(re.escape(normalise(alt[:-1])))
             elif alt.startswith("=") and len(alt) > 1:
-                tokens = [t.lower_ for t in self.nlp.make_doc(normalise(alt[1:]))]
+                tokens = _contraction(normalise(alt[1:])) or [
+                    t.lower_ for t in self.nlp.make_doc(normalise(alt[1:]))]
                 if len(tokens) == 1:
                     lowers.append(tokens[0])
                 else:
                     options.append([{"LOWER": t} for t in tokens])
             else:
-                tokens = [t.lemma_ for t in parse(self.nlp, alt) if not t.is_space]
+                tokens = _contraction(normalise(alt), lemma=True) or [
+                    t.lemma_ for t in parse(self.nlp, alt) if not t.is_space]
                 if len(tokens) == 1:
                     lemmas.append(tokens[0])
                 elif tokens:
@@ -225,6 +227,18 @@ class Matchers:
         for match_id, start, end in matches:
             found.setdefault(strings[match_id], set()).add(Span(start, end))
         return {key: sorted(spans) for key, spans in found.items()}
+
+
+def _contraction(word: str, lemma: bool = False) -> List[str]:
+    """A contraction written on its own ("'ve", "'m") is one word, as it is in
+    a message ("they've" -> they + 've); the tokenizer alone would split it
+    into a quote and a word that no message has."""
+    if word in _CONTRACTIONS:
+        return [_CONTRACTIONS[word] if lemma else word]
+    return []
+
+
+_CONTRACTIONS = {"'ve": "have", "'m": "be", "'s": "be", "'re": "be", "'d": "would", "'ll": "will"}
 
 
 def _merge(options: List[TokenPattern]) -> List[TokenPattern]:

@@ -28,7 +28,7 @@ CUE_KINDS = (
     "negation_scope_ends", "history", "third_party", "hypothetical", "current",
     "clause_ends", "fine_after", "fine_targets", "pseudo_current", "self", "self_too",
     "possibility", "nothing_happened", "refers_back", "denial",
-    "past_episode", "present_tense", "worry", "resolved",
+    "past_episode", "present_tense", "worry", "resolved", "treatment_time",
 )
 # word groups a sign condition adds to every rule
 WORSE, RETURN = "WORSE", "RETURN"
@@ -101,6 +101,7 @@ class RuleEntry(_Strict):
     rule: StrictStr
     scope: Optional[StrictStr] = None
     window: Optional[StrictInt] = None
+    ordered: StrictBool = False     # the written parts must come in this order
 
     @validator("rule")
     def _text(cls, value: str) -> str:
@@ -310,6 +311,7 @@ class Rule:
     scope: str
     window: int
     text: str
+    ordered: int = 0     # the first `ordered` parts must come in this order (0: any order)
 
 
 @dataclass(frozen=True)
@@ -349,12 +351,13 @@ def _spec(sign: SignEntry, default_window: int) -> SignSpec:
                       for part in entry.parts) + extra
         window = entry.window if entry.window is not None else (
             sign.window if sign.window is not None else default_window)
-        rules.append(Rule(parts, entry.scope or sign.scope, window, entry.rule))
+        rules.append(Rule(parts, entry.scope or sign.scope, window, entry.rule,
+                          len(entry.parts) if entry.ordered else 0))
     unknown_day_rules: Tuple[Rule, ...] = ()
     if sign.unknown_day_needs:
         needs = tuple(sign.unknown_day_needs.split("|"))
         unknown_day_rules = tuple(Rule(rule.parts + (needs,), rule.scope, rule.window,
-                                       f"{rule.text} + {sign.unknown_day_needs}")
+                                       f"{rule.text} + {sign.unknown_day_needs}", rule.ordered)
                                   for rule in rules)
     return SignSpec(sign.id, sign.level, sign.reason, sign.topic, tuple(rules),
                     tuple(sign.unless), sign.min_day, sign.after_symptom_window,

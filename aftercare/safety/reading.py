@@ -5,7 +5,9 @@ matchers.py), splits the message into sentences, clauses and sentence parts,
 and gives each span of a sign's words a status:
 
 - negated: "no pus", "swelling has gone down", "Pus? No.", "lips are fine",
-  "... I have none" (a denial at the end of a clause; never for an emergency);
+  "lips were fine the whole time", "... I have none" (a denial at the end of
+  a clause, or one opening the sentence after a question or someone else's
+  story: "Is pus ever normal? I don't have any"; never for an emergency);
 - history / third_party / hypothetical: "last year", "my friend had", "what
   if" -- unless the patient then reports it as hers now ("... I've got one");
 - resolved: an episode that is over ("On day 1 my lip tingled. It turned out
@@ -13,8 +15,8 @@ and gives each span of a sign's words a status:
 - positive: anything else, questions included (when in doubt, flag).
 
 `evaluate` then says whether a sign's rules are met by positive words close
-together. The header of data/safety/red_flags.yml tells the same for
-clinicians, cue by cue.
+together (in the written order for an `ordered` rule). The header of
+data/safety/red_flags.yml tells the same for clinicians, cue by cue.
 """
 from __future__ import annotations
 
@@ -42,6 +44,11 @@ _VERB_LEMMAS = {"be", "get", "become", "turn", "go", "look", "seem", "start", "c
                 "develop", "end", "come", "break", "leave", "cause", "make", "mean", "need"}
 # words that may follow a denial cue: "..., I have none BUT my lip tingles"
 _DENIAL_ENDS = {"but", "and", "though", "tho", "although", "however", "whereas", "except"}
+# words after a comma that open a list of examples ("signs, LIKE pus or heat")
+_EXAMPLE_WORDS = {"like", "such", "e.g.", "eg", "e.g", "including", "especially", "particularly"}
+# words that may open a sentence before a denial ("Honestly, I don't.")
+_OPENERS = {"but", "and", "no", "nope", "nah", "honestly", "well", "oh", "though", "actually",
+            "so", "personally", "myself", "me", "thankfully", "luckily", "phew", "as", "for"}
 _ANSWER_SEPARATORS = {":", "?", "-", "–", "—", "=", "->"}
 # "... and MINE looks infected", "... and I've got one": the patient turns to herself
 _TURN_WORDS = {"mine", "mines", "i", "i'm", "im", "i've", "ive"}
@@ -113,6 +120,19 @@ class Reading:
         self.hclause_id = _ids(self.sentence_end,
                                starts_at=self._tokens("cue:clause_ends", starts_only=True))
         self.scope_end = self._tokens("cue:negation_scope_ends")
+        # "signs of infection, LIKE pus or heat": a comma that opens examples
+        # does not end a hypothetical or third-party cue's reach
+        self.list_commas = set()
+        for i, token in enumerate(doc):
+            if token.text != ",":
+                continue
+            k = i + 1
+            while k < n and doc[k].is_space:
+                k += 1
+            if k < n and (doc[k].lower_ in _EXAMPLE_WORDS or (
+                    doc[k].lower_ == "for" and k + 1 < n
+                    and doc[k + 1].lower_ in ("example", "instance"))):
+                self.list_commas.add(i)
         # a phrase: a clause cut also at and/but/so...
         self.phrase_id = _ids(self.clause_bound, starts_at=self.scope_end)
         self.question_sentences = {self.sent_id[i] for i, token in enumerate(doc)
@@ -129,7 +149,12 @@ class Reading:
         """Negation cues before a sign, resolution/"fine"/answer cues after it,
         and denials at the end of a clause."""
         doc, n = self.doc, len(self.doc)
-        self.pseudo = self._tokens("cue:pseudo_negation")
+        # a pseudo negation inside a longer "fine" cue does not count: "lips
+        # WERE FINE" may be over, "lips were fine THE WHOLE TIME" is a denial
+        fine_spans = self.by_key.get("cue:fine_after", ())
+        self.pseudo = {j for s, e in self.by_key.get("cue:pseudo_negation", ())
+                       if not any(fs <= s and e <= fe and fe - fs > e - s for fs, fe in fine_spans)
+                       for j in range(s, e)}
         negations = self._tokens("cue:negation")
         used_up = set()      # "can't breathe", "won't stop", "not helping": part of a sign
         for key in self.setup.concept_keys:
@@ -165,17 +190,33 @@ class Reading:
         self.denials = [s for s, e in self.by_key.get("cue:denial", ())
                         if e >= n or self.clause_bound[e] or doc[e].is_space
                         or doc[e].lower_ in _DENIAL_ENDS]
+        # "Is pus ever normal? I DON'T HAVE ANY, ...", "my mum keeps asking
+        # whether I've got an infection. I DON'T.": a denial that opens its
+        # sentence answers the sentence just before, when that one asks or
+        # tells of someone else, the past or a worry ("Pus is coming out. I
+        # don't, though, have a fever" keeps the pus)
+        asking = set(self.question_sentences) | {
+            self.sent_id[s] for kind in ("third_party", "hypothetical", "history", "worry")
+            for s, _ in self.by_key.get(f"cue:{kind}", ())}
+        self.opening_denials = [d for d in self.denials if self._opens_sentence(d)
+                                and self.sent_id[d] - 1 in asking]
 
     def _read_people(self) -> None:
         """Whose sign and when: history, the patient herself, now, turns."""
-        self.history_clauses = {self.hclause_id[s] for s, _ in self.by_key.get("cue:history", ())}
+        # "I had microneedling THREE MONTHS AGO and still have red marks": a
+        # time word that dates the treatment says nothing of the sign
+        treatment_time = self._tokens("cue:treatment_time")
+        self.history_clauses = {self.hclause_id[s] for s, e in self.by_key.get("cue:history", ())
+                                if not any(j in treatment_time for j in range(s, e))}
         # "... I have none", "mine are fine": a self cue the patient negates at
         # once does not make the sign hers
         denied = self.neg_tokens | self.fine_tokens | self.after_tokens
         third_party = self._tokens("cue:third_party")
+        # "... I don't see anything ON ME": a self cue in a negated phrase is no report
         self.self_spans = [s for s in self.by_key.get("cue:self", ())
                            if not any(j in third_party for j in range(*s))
-                           and not self._followed_by(s, denied)]
+                           and not self._followed_by(s, denied)
+                           and not self._negated_before(s.start)]
         self.self_too_spans = [s for s in self.by_key.get("cue:self_too", ())
                                if not any(j in third_party for j in range(*s))
                                and not self._followed_by(s, denied)]
@@ -188,8 +229,12 @@ class Reading:
                                 if self.hclause_id[s] in self_clauses
                                 or not any(j in pseudo_current for j in range(s, e))}
         now_starts = {s for s, e in currents if not any(j in pseudo_current for j in range(s, e))}
-        self.now_phrases = {self.phrase_id[s] for s in now_starts} \
-            | {self.phrase_id[s] for s, _ in self.by_key.get("cue:present_tense", ())}
+        # a time word in a phrase told in the past ("I thought I had blisters
+        # THIS MORNING") dates the episode, it does not say the sign is there now
+        present = {self.phrase_id[s] for s, _ in self.by_key.get("cue:present_tense", ())}
+        past = {self.phrase_id[s] for s, _ in self.by_key.get("cue:past_episode", ())}
+        self.now_phrases = {self.phrase_id[s] for s in now_starts
+                            if self.phrase_id[s] not in past} | present
         # a clause word (and, but, so...) right before the patient turns to
         # herself or to now: a hypothetical or third-party cue stops there
         turn_starts = {s for s, _ in self.self_spans} | {s for s, _ in self.self_too_spans} \
@@ -206,7 +251,8 @@ class Reading:
             and not any(j in self.fine_tokens or j in self.after_tokens
                         for j in range(s, min(n, e + self.after_window))
                         if self.clause_id[j] == self.clause_id[s])
-            and not self._cue_before("hypothetical", s))
+            and not self._cue_before("hypothetical", s)
+            and not (self.nothing_happened and self._cue_before("possibility", s)))
 
     def _read_episodes(self) -> None:
         """A scare that is over: "On day 1 my lip tingled. It turned out to be
@@ -301,7 +347,8 @@ class Reading:
             if start - cue_end > self.hyp_window:
                 continue
             between = range(min(cue_end, start), start)
-            if any(self.clause_bound[j] or j in self.turns for j in between):
+            if any((self.clause_bound[j] and j not in self.list_commas) or j in self.turns
+                   for j in between):
                 continue
             if pointed_at and self._pointed_at(cue_end, start):
                 continue
@@ -370,8 +417,21 @@ class Reading:
         if not self.denials or sentence in self.return_sentences:
             return False
         clause = self.clause_id[span.start]
-        return any(d >= span.end and self.sent_id[d] == sentence
-                   and self.clause_id[d] - clause in (0, 1) for d in self.denials)
+        if any(d >= span.end and self.sent_id[d] == sentence
+               and self.clause_id[d] - clause in (0, 1) for d in self.denials):
+            return True
+        return any(self.sent_id[d] == sentence + 1 and self.sent_id[d] not in self.return_sentences
+                   for d in self.opening_denials)
+
+    def _opens_sentence(self, start: int) -> bool:
+        """Only openers ("but", "honestly", "no,") before `start` in its sentence."""
+        j = start - 1
+        while j >= 0 and not self.sentence_end[j]:
+            token = self.doc[j]
+            if not (token.is_space or token.is_punct or token.lower_ in _OPENERS):
+                return False
+            j -= 1
+        return True
 
     def _fine_target(self, span: Span) -> bool:
         """A "fine" cue speaks for a body part ("lips are fine"), never for a
@@ -460,7 +520,7 @@ class Reading:
             if any(not spans for spans in lists):
                 continue
             for combo in itertools.product(*lists):
-                if not _close(combo, rule.window):
+                if not _close(combo, rule.window) or not _in_order(combo[:rule.ordered]):
                     continue
                 bad = [status for status in (self.status(s, denial) for s in combo)
                        if status != POSITIVE]
@@ -486,6 +546,11 @@ def _ids(ends_after: Sequence[bool], starts_at: Iterable[int] = ()) -> List[int]
         if end:
             current += 1
     return ids
+
+
+def _in_order(spans: Sequence[Span]) -> bool:
+    """Each span starts after the one before ends ("IMPROVED + WORSE", ordered)."""
+    return all(a.end <= b.start for a, b in zip(spans, spans[1:]))
 
 
 def _close(combo: Sequence[Span], window: int) -> bool:
