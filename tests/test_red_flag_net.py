@@ -221,7 +221,9 @@ def test_bruise_by_day(net, day, expected):
     assert net.assess("the bruise is still there", day).level == expected
 
 
-@pytest.mark.parametrize("day,expected", [(0, None), (1, None), (2, None), (3, "urgent"),
+# The protocol's urgent_if_worse_after for swelling is 1: the safe end of the
+# facts' "getting worse after day 1-2".
+@pytest.mark.parametrize("day,expected", [(0, None), (1, None), (2, "urgent"), (3, "urgent"),
                                           (4, "urgent"), (None, "urgent")])
 def test_worse_swelling_by_day(net, day, expected):
     assert net.assess("the swelling is getting worse", day).level == expected
