@@ -13,8 +13,9 @@ from pathlib import Path
 from typing import Dict, List, Optional
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import yaml
 from pydantic import BaseModel, Extra, Field, ValidationError, root_validator, validator
+
+from aftercare.yaml_files import read_yaml
 
 SYMPTOMS = (
     "redness", "swelling", "dryness_peeling", "itching", "pain_burning",
@@ -216,12 +217,7 @@ def _exact_keys(value: dict, allowed: tuple, kind: str) -> None:
 def load_protocol(path: Path | str) -> Protocol:
     """Read and validate a protocol file; raise ProtocolError naming file and field."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ProtocolError(f"{path}: file not found") from None
-    except yaml.YAMLError as exc:
-        raise ProtocolError(f"{path}: not valid YAML: {exc}") from None
+    raw = read_yaml(path, ProtocolError)
     if not isinstance(raw, dict):
         raise ProtocolError(f"{path}: expected a mapping at the top level")
     try:

@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
 
-import yaml
 from pydantic import (BaseModel, Extra, StrictBool, StrictInt, StrictStr, ValidationError,
                       root_validator, validator)
+
+from aftercare.yaml_files import read_yaml
 
 LEVELS = ("routine", "urgent", "emergency")
 SCOPES = ("clause", "sentence", "message")
@@ -401,13 +402,7 @@ def parse_patterns(data: Any, source: str = "<patterns>") -> Patterns:
 
 def load_patterns(path: Union[Path, str]) -> Patterns:
     path = Path(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PatternError(f"{path}: file not found") from None
-    except yaml.YAMLError as exc:
-        raise PatternError(f"{path}: not valid YAML: {exc}") from None
-    return parse_patterns(data, str(path))
+    return parse_patterns(read_yaml(path, PatternError), str(path))
 
 
 def _problems(exc: ValidationError, data: dict, source: str) -> List[str]:
