@@ -13,12 +13,22 @@ class RasaUnavailable(RuntimeError):
 
 
 @dataclass(frozen=True)
+class Reply:
+    text: str
+    buttons: tuple[tuple[str, str], ...] = ()    # (title, payload)
+
+
+@dataclass(frozen=True)
 class RasaClient:
     base_url: str
     timeout: float = 30
 
     def send(self, sender_id: str, text: str) -> list[str]:
         """Send a patient's message; return the assistant's reply texts."""
+        return [reply.text for reply in self.exchange(sender_id, text) if reply.text]
+
+    def exchange(self, sender_id: str, text: str) -> list["Reply"]:
+        """Send a patient's message; return the replies with their buttons."""
         body = json.dumps({"sender": sender_id, "message": text}).encode("utf-8")
         request = urllib.request.Request(
             f"{self.base_url.rstrip('/')}/webhooks/rest/webhook", data=body,
@@ -28,4 +38,7 @@ class RasaClient:
                 replies = json.loads(response.read().decode("utf-8"))
         except (urllib.error.URLError, ConnectionError, TimeoutError, json.JSONDecodeError) as exc:
             raise RasaUnavailable(str(exc)) from exc
-        return [reply["text"] for reply in replies if reply.get("text")]
+        return [Reply(str(reply.get("text") or ""),
+                      tuple((str(b.get("title", "")), str(b.get("payload", "")))
+                            for b in reply.get("buttons") or []))
+                for reply in replies if reply.get("text") or reply.get("buttons")]

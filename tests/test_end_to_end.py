@@ -2,6 +2,7 @@
 real action server, a real SQLite store, over the REST channel."""
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 from zoneinfo import ZoneInfo
@@ -172,3 +173,31 @@ def test_demo_still_red_but_not_sore_is_recorded_as_redness(product):
     settings, client, _, _ = product
     client.send("e2e-demo-day1", "still quite red but not sore")
     assert symptom_reports(settings, "e2e-demo-day1")[-1] == "report_redness"
+
+
+def test_terminal_chat_shows_the_clarify_buttons_and_a_number_presses_one(
+        product, monkeypatch, capsys):
+    """An unclear message gets numbered buttons in the terminal chat; typing the
+    last number ("Talk to a person") sends its payload, as Telegram would."""
+    from cli.commands.chat import chat_loop
+
+    _, client, _, _ = product
+    screens: list[str] = []
+
+    def patient_types(prompt: str = "") -> str:
+        screens.append(capsys.readouterr().out)
+        if len(screens) == 1:
+            return "face weird"
+        if len(screens) == 2:
+            numbers = re.findall(r"^    \[(\d+)\] ", screens[-1], flags=re.MULTILINE)
+            return numbers[-1] if numbers else "no buttons were shown"
+        raise EOFError
+
+    monkeypatch.setattr("builtins.input", patient_types)
+    assert chat_loop(client, "e2e-demo-day1") == 0
+    asked, answered = screens[1], screens[2]
+    numbers = [int(n) for n in re.findall(r"^    \[(\d+)\] ", asked, flags=re.MULTILINE)]
+    assert numbers and numbers == list(range(1, len(numbers) + 1)), asked
+    assert re.search(rf"^    \[{numbers[-1]}\] Talk to a person$", asked, flags=re.MULTILINE)
+    assert asked.rstrip().endswith("(type a number to choose, or write your answer)")
+    assert "I've asked the clinic to get in touch with you" in answered, answered

@@ -116,7 +116,9 @@ def _chat(args: argparse.Namespace) -> int:
 
 
 def chat_loop(client: RasaClient, sender_id: str) -> int:
+    """Chat as a patient. Buttons are shown numbered; typing a number presses one."""
     protocol = load_protocol(get_settings().protocol_path)
+    buttons: list[tuple[str, str]] = []
     while True:
         try:
             text = input("you> ")
@@ -129,12 +131,24 @@ def chat_loop(client: RasaClient, sender_id: str) -> int:
         if not text:
             print("assistant> (type a message, or /quit to leave)")
             continue
+        if text.isdigit() and 1 <= int(text) <= len(buttons):
+            text = buttons[int(text) - 1][1]        # the button's payload, as Telegram sends it
         text = text[:MAX_MESSAGE_CHARS]
         try:
-            replies = client.send(sender_id, text)
+            replies = client.exchange(sender_id, text)
         except RasaUnavailable:
             print(f"assistant> Sorry, I'm having trouble right now. If you need help, "
                   f"call the clinic on {protocol.clinic.phone}.", file=sys.stdout)
             continue
-        for reply in replies or ["(no reply)"]:
-            print(f"assistant> {reply}")
+        if not replies:
+            print("assistant> (no reply)")
+        buttons = [button for reply in replies for button in reply.buttons]
+        number = 0
+        for reply in replies:
+            if reply.text:
+                print(f"assistant> {reply.text}")
+            for title, _ in reply.buttons:
+                number += 1
+                print(f"    [{number}] {title}")
+        if buttons:
+            print("    (type a number to choose, or write your answer)")
