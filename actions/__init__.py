@@ -1,1 +1,1 @@
-"""Custom actions for the Rasa assistant (run with `rasa run actions`)."""
+"""Custom actions for the Rasa assistant (served by `python -m actions.server`, see there)."""

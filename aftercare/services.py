@@ -68,6 +68,7 @@ def service_env(settings: Settings) -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     env["ACTION_SERVER_URL"] = settings.action_server_url
+    env["AFTERCARE_ACTION_SERVER_TOKEN"] = settings.action_server_token or ""  # endpoints.yml
     env["AFTERCARE_DATABASE_URL"] = settings.database_url
     env["RASA_TRACKER_DB"] = tracker_db_path(settings)
     env["PYTHONPATH"] = str(PROJECT_ROOT)
@@ -105,12 +106,19 @@ def _spawn(name: str, args: list[str], env: dict, health_url: str, log_dir: Path
 
 
 def start_action_server(settings: Settings, log_dir: Path) -> Service:
+    """rasa-sdk's action server through actions/server.py: on
+    settings.action_server_host (loopback by default), and with a token
+    required when one is set (it refuses to listen beyond loopback without)."""
     port = _port(settings.action_server_url)
-    env = {**service_env(settings), "AFTERCARE_WARM_UP": "1"}
+    host = settings.action_server_host
+    env = {**service_env(settings), "AFTERCARE_WARM_UP": "1",
+           "SANIC_HOST": host, "AFTERCARE_ACTION_SERVER_HOST": host}
+    health_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    if ":" in health_host:
+        health_host = f"[{health_host}]"
     return _spawn("action-server",
-                  [str(VENV_BIN / "rasa"), "run", "actions", "--actions", "actions.actions",
-                   "--port", port],
-                  env, f"http://127.0.0.1:{port}/health", log_dir)
+                  [sys.executable, "-m", "actions.server", "--host", host, "--port", port],
+                  env, f"http://{health_host}:{port}/health", log_dir)
 
 
 def start_rasa_server(settings: Settings, log_dir: Path, model: Path | None = None,

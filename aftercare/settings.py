@@ -1,6 +1,7 @@
 """Configuration from one place: environment variables (or a git-ignored .env)."""
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,13 @@ class Settings:
     review_port: int = 8080
     review_session_hours: float = 8.0
     review_secure_cookie: bool = False  # set when served over HTTPS (behind a proxy)
+    # Proxies (addresses or CIDR networks) whose X-Forwarded-For the review page
+    # believes; empty: the header is ignored and the peer is the client.
+    review_trusted_proxies: tuple[str, ...] = ()
+    # The action server: loopback unless told otherwise, and beyond loopback
+    # only with a token, which Rasa then sends with every call (endpoints.yml).
+    action_server_host: str = "127.0.0.1"
+    action_server_token: str | None = None
 
 
 class SettingsError(ValueError):
@@ -79,6 +87,33 @@ def _positive(value: str, name: str) -> float:
     return number
 
 
+def _networks(value: str, name: str) -> tuple[str, ...]:
+    """Comma-separated addresses or CIDR networks, normalised ("10.0.0.0/8")."""
+    networks = []
+    for part in value.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            networks.append(str(ipaddress.ip_network(part, strict=False)))
+        except ValueError:
+            raise SettingsError(f"{name} must be IP addresses or networks separated by commas "
+                                f"(such as 127.0.0.1,10.0.0.0/8), got {part!r}") from None
+    return tuple(networks)
+
+
+ACTION_TOKEN_MIN = 20
+
+
+def _token(value: str | None, name: str) -> str | None:
+    if not value:
+        return None
+    if len(value) < ACTION_TOKEN_MIN or any(ch.isspace() or not ch.isprintable() for ch in value):
+        raise SettingsError(f"{name} must be at least {ACTION_TOKEN_MIN} characters without "
+                            f"spaces (for example the output of `openssl rand -hex 32`)")
+    return value
+
+
 def get_settings() -> Settings:
     _load_dotenv(PROJECT_ROOT / ".env")
     env = os.environ.get
@@ -107,4 +142,9 @@ def get_settings() -> Settings:
         review_session_hours=_positive(env("AFTERCARE_REVIEW_SESSION_HOURS", "8"),
                                        "AFTERCARE_REVIEW_SESSION_HOURS"),
         review_secure_cookie=env("AFTERCARE_REVIEW_SECURE_COOKIE", "") in ("1", "true", "yes"),
+        review_trusted_proxies=_networks(env("AFTERCARE_REVIEW_TRUSTED_PROXIES", ""),
+                                         "AFTERCARE_REVIEW_TRUSTED_PROXIES"),
+        action_server_host=env("AFTERCARE_ACTION_SERVER_HOST", "127.0.0.1").strip() or "127.0.0.1",
+        action_server_token=_token(env("AFTERCARE_ACTION_SERVER_TOKEN"),
+                                   "AFTERCARE_ACTION_SERVER_TOKEN"),
     )
