@@ -236,6 +236,7 @@ def test_remove_asks_on_a_terminal(db_url: str, capsys: pytest.CaptureFixture,
 @pytest.mark.parametrize("argv", [
     ["patients"], ["patients", "add"], ["patients", "list"], ["patients", "show"],
     ["patients", "remove"], ["patients", "link"], ["patients", "treatment"],
+    ["patients", "edit"],
 ])
 def test_every_subcommand_has_help(capsys: pytest.CaptureFixture, argv: list[str]) -> None:
     with pytest.raises(SystemExit) as exit_info:
@@ -462,3 +463,103 @@ def test_an_erased_patient(db_url: str, capsys: pytest.CaptureFixture) -> None:
         assert err == ("aftercare: error: Patient 1's data was deleted at their request on "
                        "2026-03-04 (via telegram)\n")
     assert "no patient with id 2" in run(capsys, "patients", "show", "2")[2]
+
+
+# --- the phone number, and what became of each check-in (issue 10) ------------
+
+def rows_holding(url: str, needle: str) -> list[str]:
+    """Every table with a row that holds needle anywhere, read straight from SQLite."""
+    engine = db.make_engine(url)
+    with engine.connect() as connection:
+        tables = connection.exec_driver_sql(
+            "SELECT name FROM sqlite_master WHERE type = 'table'").scalars().all()
+        return [table for table in tables
+                if any(needle in str(row) for row in
+                       connection.exec_driver_sql(f'SELECT * FROM "{table}"'))]
+
+
+def test_add_with_a_phone_keeps_it_ready_to_call(db_url: str,
+                                                 capsys: pytest.CaptureFixture) -> None:
+    code, out, _ = run(capsys, "patients", "add", "--name", "Ana", "--treated", days_ago(1),
+                       "--phone", "+44 (0)20 7946-0321")
+    assert code == 0 and "phone +442079460321" in out.splitlines()[0]
+    code, out, _ = run(capsys, "patients", "add", "--name", "Bo", "--treated", days_ago(1),
+                       "--phone", "(020) 7946 0322")
+    assert code == 0 and "phone 02079460322" in out
+    assert "phone:       +442079460321" in run(capsys, "patients", "show", "1")[1]
+    run(capsys, "patients", "add", "--name", "Cy", "--treated", days_ago(1))
+    assert "phone:       none on record" in run(capsys, "patients", "show", "3")[1]
+
+
+@pytest.mark.parametrize("phone, why", [
+    ("", "must not be empty"),
+    ("0800 FLOWERS", "only digits, spaces, +, - and brackets"),
+    ("+44 20 7946 0321 ext. 5", "only digits"),
+    ("44+20 7946 0321", "a + only at the start"),
+    ("123 456", "7 to 15 digits, got 6"),
+    ("+44 20 7946 0321 0000 1", "7 to 15 digits, got 17"),
+])
+def test_a_bad_phone_is_a_clear_error_and_nothing_is_stored(
+        db_url: str, capsys: pytest.CaptureFixture, phone: str, why: str) -> None:
+    code, out, err = run(capsys, "patients", "add", "--name", "Ana", "--treated", days_ago(1),
+                         "--phone", phone)
+    assert code == 2 and out == "" and err.startswith("aftercare: error: --phone: ")
+    assert why in err
+    db.migrate(db_url)   # refused before the database was even opened
+    assert stored_names(db_url) == []
+
+
+def test_edit_changes_or_removes_the_phone(db_url: str, capsys: pytest.CaptureFixture) -> None:
+    add_ana(capsys)
+    code, out, _ = run(capsys, "patients", "edit", "1", "--phone", "+353 1 234 5678")
+    assert code == 0 and out == "Patient 1 (Ana): phone +35312345678.\n"
+    code, _, err = run(capsys, "patients", "edit", "1", "--phone", "call reception")
+    assert code == 2 and "--phone: phone number may contain only digits" in err
+    assert "phone:       +35312345678" in run(capsys, "patients", "show", "1")[1]
+    code, out, _ = run(capsys, "patients", "edit", "1", "--no-phone")
+    assert code == 0 and out == "Patient 1 (Ana): phone number removed.\n"
+    assert "phone:       none on record" in run(capsys, "patients", "show", "1")[1]
+    assert "no patient with id 9" in run(capsys, "patients", "edit", "9", "--phone",
+                                         "0207 946 0321")[2]
+    with pytest.raises(SystemExit) as usage:
+        main(["patients", "edit", "1"])
+    assert usage.value.code == 2
+    assert "one of the arguments --phone --no-phone is required" in capsys.readouterr().err
+
+
+def test_the_phone_goes_with_the_patient(db_url: str, capsys: pytest.CaptureFixture) -> None:
+    """`patients remove` and /forget (chats.erase_patient) leave no row holding it."""
+    from aftercare.store import chats
+
+    for name in ("Ana", "Bo"):
+        run(capsys, "patients", "add", "--name", name, "--treated", days_ago(1),
+            "--sender", f"tg-{len(name)}", "--phone", f"+44 20 7946 03{len(name)}0")
+    assert rows_holding(db_url, "4420794603") == ["patients"]
+    assert run(capsys, "patients", "remove", "1", "--yes")[0] == 0
+    assert rows_holding(db_url, "442079460330") == []
+    with db.session_scope(db_url) as session:
+        chats.erase_patient(session, repository.get_patient(session, 2),
+                            requested_via="telegram")
+    assert rows_holding(db_url, "442079460320") == []
+
+
+def test_show_says_what_became_of_each_checkin_and_the_answers_in_words(
+        db_url: str, capsys: pytest.CaptureFixture) -> None:
+    from tests.checkin_scene import OUTCOMES, TYPED_ANSWER, add_checkin_scene
+
+    db.migrate(db_url)
+    scene = add_checkin_scene(db_url)
+    code, out, _ = run(capsys, "patients", "show", str(scene.patient_id))
+    assert code == 0
+    lines = out.splitlines()
+    plan = lines[lines.index("  check-in plan (current treatment):") + 1:]
+    for checkin_id, (_, _, words) in OUTCOMES.items():
+        line = next(line for line in plan if line.strip().startswith(
+            checkin_id.replace("_", " ") + " "))
+        assert words in line, (checkin_id, line)
+    assert "      answer: redness: “My skin is red” (tapped)" in plan
+    assert f"      answer: redness [routine]: {TYPED_ANSWER}" in plan
+    assert any(line.strip().startswith("next session reminder") and line.endswith("planned")
+               for line in plan)
+    assert "/report_redness" not in out
+

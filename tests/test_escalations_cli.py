@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from aftercare.store import db, repository
 from aftercare.store import escalations as esc
-from aftercare.store.models import Escalation, EscalationEvent
+from aftercare.store.models import Escalation, EscalationEvent, StaffReply
 from aftercare.store.repository import StoreError
 from cli.main import main
 
@@ -243,3 +243,91 @@ def test_cli_show_prints_patient_text_safely(url: str, capsys: pytest.CaptureFix
     assert "  reason:       pus?[31m" in out
     code, out, _ = run(capsys, "escalations", "list")
     assert "\x1b" not in out and "pus?[31m" in out
+
+
+# --- replies that cannot reach the patient (issue 10, item 13) ------------------
+
+def _patient_on(url: str, sender_id: str | None, phone: str | None = None,
+                blocked: bool = False) -> int:
+    with db.session_scope(url) as session:
+        patient = repository.add_patient(session, "Ana", NOW - timedelta(days=3),
+                                         "Europe/London", sender_id=sender_id, phone=phone)
+        if blocked:
+            patient.unreachable_at = NOW
+        return patient.id
+
+
+def _replies(url: str) -> list[tuple[int, str]]:
+    with db.session_scope(url) as session:
+        return [(r.escalation_id, r.status) for r in session.execute(
+            select(StaffReply).order_by(StaffReply.id)).scalars()]
+
+
+def _raise(url: str, patient_id: int | None, sender_id: str | None) -> int:
+    with db.session_scope(url) as session:
+        return repository.record_escalation(
+            session, patient_id=patient_id, sender_id=sender_id, message="my face is swollen",
+            level="urgent", reason="swelling", day=3).id
+
+
+def test_a_reply_outside_telegram_is_refused_with_the_number_and_nothing_kept(url: str) -> None:
+    terminal = _raise(url, _patient_on(url, "demo-chat", phone="+44 20 7946 0321"), "demo-chat")
+    unlinked = _raise(url, _patient_on(url, None), None)
+    with db.session_scope(url) as session:
+        with pytest.raises(esc.ReplyRefused) as refused:
+            esc.queue_reply(session, terminal, "cli:x", "please call", NOW)
+        assert "not on Telegram" in str(refused.value)
+        assert "Nothing was queued. Call them on +442079460321" in str(refused.value)
+        with pytest.raises(esc.ReplyRefused) as refused:
+            esc.queue_reply(session, unlinked, "cli:x", "please call", NOW)
+        assert "no Telegram chat is linked" in str(refused.value)
+        assert "no phone number is on record (add one: aftercare patients edit" in str(
+            refused.value)
+    with db.session_scope(url) as session:
+        for eid in (terminal, unlinked):
+            assert session.get(Escalation, eid).status == "open"
+            assert esc.timeline(session, eid) == []
+    assert _replies(url) == []
+
+
+def test_a_reply_to_a_telegram_chat_is_queued_and_one_who_blocked_the_bot_warned(
+        url: str) -> None:
+    fine = _raise(url, _patient_on(url, "tg-1001"), "tg-1001")
+    blocked = _raise(url, _patient_on(url, "tg-1002", phone="07700 900123", blocked=True),
+                     "tg-1002")
+    with db.session_scope(url) as session:
+        assert esc.reply_route(session, fine).warning is None
+        esc.queue_reply(session, fine, "cli:x", "hello", NOW)
+        warning = esc.reply_route(session, blocked).warning
+        assert "blocked the bot (since 27 Nov 2026)" in warning
+        assert "may not arrive. Call them on 07700900123" in warning
+        esc.queue_reply(session, blocked, "cli:x", "hello", NOW)
+    assert _replies(url) == [(fine, "pending"), (blocked, "pending")]
+
+
+def test_cli_reply_queues_refuses_and_warns(url: str, capsys: pytest.CaptureFixture) -> None:
+    telegram = _raise(url, _patient_on(url, "tg-2001"), "tg-2001")
+    rest = _raise(url, _patient_on(url, "rest-2002", phone="+44 20 7946 0555"), "rest-2002")
+    blocked = _raise(url, _patient_on(url, "tg-2003", blocked=True), "tg-2003")
+
+    code, out, _ = run(capsys, "escalations", "reply", str(telegram), "--text", " On our way ")
+    assert code == 0 and out.startswith(f"Reply queued for escalation {telegram}")
+    _, out, _ = run(capsys, "escalations", "show", str(telegram))
+    assert "  replies:      by Telegram" in out and "queued  cli:" in out
+    assert "      | On our way" in out
+
+    code, out, err = run(capsys, "escalations", "reply", str(rest), "--text", "hello")
+    assert code == 2 and out == ""
+    assert "cannot get replies from the bot" in err and "Call them on +442079460555" in err
+    _, out, _ = run(capsys, "escalations", "show", str(rest))
+    assert "  phone:        +442079460555" in out
+    assert "  replies:      not possible: " in out
+
+    code, out, _ = run(capsys, "escalations", "reply", str(blocked), "--text", "hello")
+    assert code == 0 and "Warning: the patient blocked the bot" in out
+
+    assert run(capsys, "escalations", "reply", str(telegram), "--text", "  ")[2].endswith(
+        "--text must not be empty\n")
+    assert "at most 16,000" in run(capsys, "escalations", "reply", str(telegram),
+                                   "--text", "x" * 16_001)[2]
+    assert [eid for eid, _ in _replies(url)] == [telegram, blocked]

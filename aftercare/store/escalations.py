@@ -10,14 +10,17 @@ or "system" (reminders).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import List, Optional
 
 from sqlalchemy import case, select
 from sqlalchemy.orm import Session
 
-from aftercare.store.models import ACTOR_MAX, Escalation, EscalationEvent, StaffReply
-from aftercare.store.repository import StoreError, _check_aware
+from aftercare.store.models import ACTOR_MAX, Escalation, EscalationEvent, Patient, StaffReply
+from aftercare.store.repository import (
+    StoreError, _check_aware, find_patient_by_sender, patient_zone,
+)
 
 # Most pressing first: a patient asking for a person comes before routine.
 LEVEL_ORDER = ("emergency", "urgent", "human", "routine")
@@ -178,10 +181,100 @@ def all_escalations(session: Session) -> List[Escalation]:
     return open_escalations(session) + list(session.execute(resolved).scalars())
 
 
+# The bot sends a reply to the escalation's conversation when it is a Telegram
+# chat: bot/context.py names those "tg-<chat id>" (the bot's staff relay reads
+# the chat id back the same way).
+TELEGRAM_SENDER_PREFIX = "tg-"
+
+
+class ReplyRefused(StoreError):
+    """A reply the bot could not deliver; the message says to call instead."""
+
+
+@dataclass(frozen=True)
+class ReplyRoute:
+    """Whether a reply from the clinic can reach the patient of an escalation."""
+    escalation_id: int
+    patient_id: Optional[int]
+    telegram: bool                  # the conversation is a Telegram chat the bot can send to
+    linked: bool                    # there is a conversation at all
+    unreachable_since: Optional[str]  # the patient blocked the bot (a date, their zone)
+    phone: Optional[str]
+
+    @property
+    def deliverable(self) -> bool:
+        return self.telegram
+
+    @property
+    def call_advice(self) -> str:
+        """"Call them on <number>", or how to add a number when there is none."""
+        if self.phone:
+            return f"Call them on {self.phone}"
+        fix = (f" (add one: aftercare patients edit {self.patient_id} --phone NUMBER)"
+               if self.patient_id is not None else "")
+        return f"Call them instead; no phone number is on record{fix}"
+
+    @property
+    def refusal(self) -> Optional[str]:
+        """Why a reply cannot be sent, and what to do; None when it can."""
+        if self.telegram:
+            return None
+        why = ("their conversation is not on Telegram (terminal or web chat), so the bot "
+               "cannot send them a message" if self.linked
+               else "no Telegram chat is linked to them")
+        return (f"the patient of escalation {self.escalation_id} cannot get replies from the "
+                f"bot: {why}. Nothing was queued. {self.call_advice}")
+
+    @property
+    def warning(self) -> Optional[str]:
+        """For a deliverable reply that may still not arrive; None otherwise."""
+        if not self.telegram or self.unreachable_since is None:
+            return None
+        return (f"the patient blocked the bot (since {self.unreachable_since}), so this "
+                f"reply may not arrive. {self.call_advice}")
+
+
+def _is_telegram_chat(sender_id: str) -> bool:
+    if not sender_id.startswith(TELEGRAM_SENDER_PREFIX):
+        return False
+    try:
+        int(sender_id[len(TELEGRAM_SENDER_PREFIX):])
+    except ValueError:
+        return False
+    return True
+
+
+def reply_route(session: Session, escalation_id: int) -> ReplyRoute:
+    """Where a reply to this escalation would go, and whether it can get there."""
+    escalation = get_escalation(session, escalation_id)
+    patient: Optional[Patient] = escalation.patient
+    if patient is None and escalation.sender_id:
+        patient = find_patient_by_sender(session, escalation.sender_id)
+    sender = escalation.sender_id or ""
+    unreachable = None
+    if patient is not None and patient.unreachable_at is not None:
+        unreachable = f"{patient.unreachable_at.astimezone(patient_zone(patient)):%d %b %Y}"
+    return ReplyRoute(
+        escalation_id=escalation.id, patient_id=patient.id if patient is not None else None,
+        telegram=_is_telegram_chat(sender), linked=bool(sender), unreachable_since=unreachable,
+        phone=patient.phone if patient is not None else None)
+
+
 def queue_reply(session: Session, escalation_id: int, actor: str, text: str,
                 now: datetime) -> StaffReply:
     """A reply from the clinic for the bot to send to the patient (it is on the
-    timeline at once; the bot marks it sent or failed)."""
+    timeline at once; the bot marks it sent or failed).
+
+    Refused (ReplyRefused, saying to call) when the conversation is not a
+    Telegram chat: the bot could never send it. A patient who blocked the bot
+    still gets it queued (see reply_route's warning): Telegram gives no other
+    way to find out that they have unblocked it, and if they have not, the bot
+    marks the reply failed instead of leaving it queued."""
+    escalation = get_escalation(session, escalation_id)
+    _refuse_if_resolved(escalation, "reply")
+    refusal = reply_route(session, escalation_id).refusal
+    if refusal is not None:
+        raise ReplyRefused(refusal)
     event = record_reply(session, escalation_id, actor, text, now)
     reply = StaffReply(escalation_id=escalation_id, actor=event.actor, text=event.note,
                        status="pending", created_at=now)

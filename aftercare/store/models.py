@@ -29,6 +29,7 @@ DELIVERY_STATUSES = ("due", "claimed", "sending", "sent", "skipped", "failed", "
 STAFF_POST_KINDS = ("alert", "reminder", "photo", "reply_prompt", "patient", "closure")
 REPLY_STATUSES = ("pending", "sent", "failed")
 NAME_MAX = 200
+PHONE_MAX = 16
 
 # Fixed constraint names, so SQLite batch migrations can find them later.
 NAMING_CONVENTION = {
@@ -87,6 +88,8 @@ class Patient(Base):
     checkins_paused_at = Column(UTCDateTime, nullable=True)
     unreachable_at = Column(UTCDateTime, nullable=True)
     photo_consent = Column(Boolean, nullable=True)  # None: not asked yet
+    # For staff to call: "+" and up to 15 digits, or digits as given (PHONE_MAX).
+    phone = Column(String(PHONE_MAX), nullable=True)
 
     treatments = relationship(
         "Treatment", back_populates="patient", order_by="Treatment.treated_at",

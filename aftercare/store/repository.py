@@ -5,6 +5,7 @@ so new rows have ids. Bad input raises StoreError with a message for people.
 """
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from typing import List, Optional
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -13,7 +14,9 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, selectinload
 
 from aftercare.recovery import recovery_day
-from aftercare.store.models import LEVELS, NAME_MAX, SOURCES, Escalation, Patient, Treatment
+from aftercare.store.models import (
+    LEVELS, NAME_MAX, PHONE_MAX, SOURCES, Escalation, Patient, Treatment,
+)
 
 
 class StoreError(ValueError):
@@ -58,6 +61,40 @@ def _check_sender(sender_id: str) -> str:
     return sender_id.strip()
 
 
+PHONE_DIGITS_MIN, PHONE_DIGITS_MAX = 7, PHONE_MAX - 1
+_PHONE_CHARS = re.compile(r"[0-9 +\-()]+")
+_TRUNK_ZERO = re.compile(r"\(\s*0\s*\)")   # "+44 (0)20 ...": the 0 is not dialled from abroad
+
+
+def normalise_phone(phone: str) -> str:
+    """A phone number as a tel: link needs it: "+" and its digits when it starts
+    with "+" (E.164-like, a "(0)" after the country code dropped), otherwise the
+    digits as given. StoreError says what is wrong with anything else."""
+    if not isinstance(phone, str) or not phone.strip():
+        raise StoreError("phone number must not be empty")
+    text = phone.strip()
+    if not _PHONE_CHARS.fullmatch(text):
+        raise StoreError("phone number may contain only digits, spaces, +, - and "
+                         "brackets, e.g. +44 20 7946 0000")
+    international = text.startswith("+")
+    if "+" in text[1:]:
+        raise StoreError("phone number may have a + only at the start")
+    if international:
+        text = _TRUNK_ZERO.sub("", text)
+    digits = re.sub(r"\D", "", text)
+    if not PHONE_DIGITS_MIN <= len(digits) <= PHONE_DIGITS_MAX:
+        raise StoreError(f"phone number must have {PHONE_DIGITS_MIN} to {PHONE_DIGITS_MAX} "
+                         f"digits, got {len(digits)}")
+    return f"+{digits}" if international else digits
+
+
+def set_phone(session: Session, patient: Patient, phone: Optional[str]) -> Optional[str]:
+    """Record the patient's phone number (None removes it); the stored form."""
+    patient.phone = normalise_phone(phone) if phone is not None else None
+    session.flush()
+    return patient.phone
+
+
 def _ensure_sender_free(session: Session, sender_id: str, patient: Optional[Patient]) -> None:
     owner = find_patient_by_sender(session, sender_id)
     if owner is not None and owner is not patient:
@@ -72,9 +109,11 @@ def add_patient(
     treatment_number: int = 1,
     sender_id: Optional[str] = None,
     source: str = "clinic",
+    phone: Optional[str] = None,
 ) -> Patient:
     """Add a patient with their (current) treatment."""
     name = _check_name(name)
+    phone = normalise_phone(phone) if phone is not None else None
     timezone = _check_timezone(timezone)
     treated_at = _check_aware(treated_at, "treatment time")
     treatment_number = _check_number(treatment_number)
@@ -83,7 +122,8 @@ def add_patient(
     if sender_id is not None:
         sender_id = _check_sender(sender_id)
         _ensure_sender_free(session, sender_id, None)
-    patient = Patient(name=name, timezone=timezone, sender_id=sender_id, source=source)
+    patient = Patient(name=name, timezone=timezone, sender_id=sender_id, source=source,
+                      phone=phone)
     patient.treatments.append(
         Treatment(number_in_series=treatment_number, treated_at=treated_at))
     session.add(patient)

@@ -1,4 +1,4 @@
-"""`aftercare escalations`: list, show, acknowledge and resolve escalations.
+"""`aftercare escalations`: list, show, acknowledge, reply to and resolve escalations.
 
 For staff who prefer the terminal, and for scripts. Actions are recorded on
 the escalation's timeline as "cli:<os user>". Patient text is printed with
@@ -12,12 +12,16 @@ from datetime import datetime, timedelta, timezone
 from typing import List, Optional
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import select
+
 from aftercare.store import escalations as store
-from aftercare.store.models import Escalation
+from aftercare.store.models import Escalation, StaffReply
 from cli.commands.patients import _clinic_zone_or_utc, _printable, _session, _table
 from cli.main import CommandError
 
 REASON_WIDTH = 60
+REPLY_MAX = 16_000   # as on the review page: the bot splits it into Telegram messages
+REPLY_STATUS = {"pending": "queued", "sent": "sent", "failed": "failed"}
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -48,6 +52,15 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         description="Acknowledge an escalation: someone has it in hand.")
     ack.add_argument("id", type=int, help="escalation id")
     ack.set_defaults(handler=_acknowledge)
+
+    reply = actions.add_parser(
+        "reply", help="send the patient a message from the clinic (the Telegram bot sends it)",
+        description="Queue a reply to the patient of an escalation; the running Telegram bot "
+                    "sends it, headed as from the clinic. Refused, with the number to call, "
+                    "when the patient is not on Telegram. Replying also acknowledges.")
+    reply.add_argument("id", type=int, help="escalation id")
+    reply.add_argument("--text", required=True, help="the message for the patient")
+    reply.set_defaults(handler=_reply)
 
     resolve = actions.add_parser(
         "resolve", help="close an escalation with a note",
@@ -138,6 +151,20 @@ def _show(args: argparse.Namespace) -> int:
             lines.extend(_quoted(e.note))
         lines.append("  message:")
         lines.extend(_quoted(e.message))
+        route = store.reply_route(session, e.id)
+        lines.append(f"  phone:        {route.phone or 'none on record'}")
+        lines.append("  replies:      " + ("by Telegram" if route.deliverable
+                                           else f"not possible: {route.refusal}"))
+        if route.warning:
+            lines.append(f"                warning: {route.warning}")
+        replies = session.execute(select(StaffReply).where(StaffReply.escalation_id == e.id)
+                                  .order_by(StaffReply.id)).scalars().all()
+        for reply in replies:
+            detail = f" ({_printable(reply.detail)})" if reply.detail else ""
+            lines.append(f"    {_when(reply.created_at, tz)}  "
+                         f"{REPLY_STATUS.get(reply.status, reply.status)}{detail}  "
+                         f"{_printable(reply.actor)}")
+            lines.extend(_quoted(reply.text, "      | "))
         events = store.timeline(session, e.id)
         lines.append("  timeline:" + ("" if events else " nothing yet"))
         for event in events:
@@ -159,6 +186,23 @@ def _acknowledge(args: argparse.Namespace) -> int:
         print(f"Acknowledged escalation {args.id}.")
     else:
         print(f"Escalation {args.id} was acknowledged already, by {by} at {at}.")
+    return 0
+
+
+def _reply(args: argparse.Namespace) -> int:
+    text = args.text.strip()
+    if not text:
+        raise CommandError("--text must not be empty")
+    if len(text) > REPLY_MAX:
+        raise CommandError(f"--text is too long: {len(text):,} characters, at most "
+                           f"{REPLY_MAX:,}; nothing was queued")
+    with _session() as session:
+        store.queue_reply(session, args.id, _actor(), text, _now())
+        warning = store.reply_route(session, args.id).warning
+    print(f"Reply queued for escalation {args.id}: the Telegram bot sends it "
+          f"(aftercare escalations show {args.id} shows whether it was sent).")
+    if warning:
+        print(f"Warning: {warning}")
     return 0
 
 

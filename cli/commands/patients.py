@@ -1,5 +1,5 @@
-"""`aftercare patients`: add, list, show and remove patients, record their
-further treatments, make enrolment links.
+"""`aftercare patients`: add, list, show, edit and remove patients, record
+their further treatments, make enrolment links.
 
 The database is AFTERCARE_DATABASE_URL; every action first brings its schema
 up to date, so a fresh install needs no separate migration step.
@@ -27,6 +27,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from aftercare import enrolment
+from aftercare.checkin_status import checkin_lines
 from aftercare.dates import MAX_DAYS_BACK, DateParseError, parse_clinic_datetime
 from aftercare.protocol import Protocol, ProtocolError, load_protocol
 from aftercare.recovery import recovery_day
@@ -37,6 +38,9 @@ from aftercare.store.repository import StoreError
 from cli.main import CommandError
 
 
+PHONE_HELP = ("the patient's phone number, for the clinic to call: digits, spaces, + - and "
+              "brackets, 7 to 15 digits; a leading + keeps the country code "
+              "(+44 20 7946 0000)")
 QR_PNG_SCALE = 10  # pixels per module: a version 4 code is about 410 px wide
 QR_PNG_BORDER = 4
 
@@ -73,8 +77,19 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add.add_argument("--sender", metavar="ID",
                      help="conversation id to link (Rasa sender id / Telegram chat id); "
                           "no enrolment link is made then")
+    add.add_argument("--phone", metavar="NUMBER", help=PHONE_HELP)
     _add_link_options(add)
     add.set_defaults(handler=_add)
+
+    edit = actions.add_parser(
+        "edit", help="change a patient's phone number",
+        description="Change or remove the phone number staff call a patient on (shown on "
+                    "the review page as a link to call).")
+    edit.add_argument("id", type=int, help="patient id")
+    phone = edit.add_mutually_exclusive_group(required=True)
+    phone.add_argument("--phone", metavar="NUMBER", help=PHONE_HELP)
+    phone.add_argument("--no-phone", action="store_true", help="remove the phone number")
+    edit.set_defaults(handler=_edit)
 
     treatment = actions.add_parser(
         "treatment", help="record a patient's next treatment, or correct the latest one's date",
@@ -102,7 +117,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     listing.set_defaults(handler=_list)
 
     show = actions.add_parser("show", help="show one patient",
-                              description="Show a patient, their treatments and escalations.")
+                              description="Show a patient, their treatments, the check-ins of "
+                                          "the current one (what became of each, and their "
+                                          "answers) and their escalations.")
     show.add_argument("id", type=int, help="patient id")
     show.set_defaults(handler=_show)
 
@@ -258,12 +275,13 @@ def _add(args: argparse.Namespace) -> int:
     tz = _zone(tz_name)
     now = _now()
     treated_at = _treated_at(args.treated, tz, now)
+    phone = _phone(args.phone) if args.phone is not None else None
     plan = None if args.sender else _plan_link(args)
     code = expires_at = None
     with _session() as session:
         patient = repository.add_patient(
             session, args.name, treated_at, tz_name,
-            treatment_number=args.number, sender_id=args.sender)
+            treatment_number=args.number, sender_id=args.sender, phone=phone)
         if args.sender:
             patient.enrolled_at = now
         else:
@@ -272,13 +290,35 @@ def _add(args: argparse.Namespace) -> int:
         patient_id, name = patient.id, patient.name
     day = recovery_day(treated_at, tz, now)
     linked = ", chat linked" if args.sender else ""
+    phoned = f", phone {phone}" if phone else ""
     print(f"Added patient {patient_id}: {_printable(name)}, treatment {args.number} on "
-          f"{_when(treated_at, tz)} ({tz_name}), day {day} of recovery{linked}.")
+          f"{_when(treated_at, tz)} ({tz_name}), day {day} of recovery{linked}{phoned}.")
     if plan is not None:
         _deliver_link(args, plan, code, expires_at, patient_id,
                       f"Patient {patient_id} was added and the link above works; for a QR "
                       f"image run: aftercare patients link {patient_id} --qr-png PATH "
                       "(this replaces the link above)")
+    return 0
+
+
+def _phone(text: str) -> str:
+    """The number as stored, or a CommandError saying what is wrong (nothing is stored)."""
+    try:
+        return repository.normalise_phone(text)
+    except StoreError as exc:
+        raise CommandError(f"--phone: {exc}") from None
+
+
+def _edit(args: argparse.Namespace) -> int:
+    phone = None if args.no_phone else _phone(args.phone)
+    with _session() as session:
+        patient = _get(session, args.id)
+        repository.set_phone(session, patient, phone)
+        name = patient.name
+    if phone is None:
+        print(f"Patient {args.id} ({_printable(name)}): phone number removed.")
+    else:
+        print(f"Patient {args.id} ({_printable(name)}): phone {phone}.")
     return 0
 
 
@@ -416,6 +456,7 @@ def _show(args: argparse.Namespace) -> int:
             f"  name:        {_printable(patient.name)}",
             f"  time zone:   {patient.timezone}",
             f"  source:      {patient.source}",
+            f"  phone:       {patient.phone or 'none on record'}",
             f"  linked chat: {linked}",
             f"  enrolment:   {enrolment.enrolment_status(patient, now, tz)}",
             f"  check-ins:   {paused}",
@@ -429,11 +470,35 @@ def _show(args: argparse.Namespace) -> int:
             mark = ", current" if treatment is current else ""
             lines.append(f"    #{treatment.number_in_series}  "
                          f"{_when(treatment.treated_at, tz)}  (day {day}{mark})")
+        lines.extend(_checkin_lines(session, patient, now, tz))
         escalations = patient.escalations
         still_open = sum(1 for e in escalations if e.status != "resolved")
         lines.append(f"  escalations: {len(escalations)} ({still_open} not resolved)")
     print("\n".join(lines))
     return 0
+
+
+def _checkin_lines(session: Session, patient: Patient, now: datetime,
+                   tz: ZoneInfo) -> List[str]:
+    """The current treatment's check-ins: what became of each, and the answers."""
+    try:
+        protocol = load_protocol(get_settings().protocol_path)
+    except ProtocolError as exc:
+        return [f"  check-ins:   cannot be listed, the protocol is unreadable: {exc}"]
+    found = checkin_lines(session, patient, protocol, now)
+    if not found:
+        return []
+    lines = ["  check-in plan (current treatment):"]
+    width = max(len(c.label) for c in found)
+    for c in found:
+        day = f"day {c.day}" if c.day is not None else "day ?"
+        lines.append(f"    {c.label:<{width}}  {day:<6}  {_when(c.due_at, tz)}  {c.words}")
+        for answer in c.answers:
+            level = f" [{answer.level}]" if answer.level else ""
+            lines.append(f"      answer: {answer.symptom}{level}: {_printable(answer.said)}")
+        if c.state == "sent" and not c.answers:
+            lines.append("      no answer")
+    return lines
 
 
 def _confirm(prompt: str) -> bool:
