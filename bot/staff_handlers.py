@@ -134,12 +134,19 @@ async def _resolve(context, escalation_id: int, actor: str, note: Optional[str])
     return await _act(context, work)
 
 
+def _sending(escalation_id: int) -> str:
+    return f"Sending your reply to the patient of escalation #{escalation_id}…"
+
+
 async def _queue_reply(context, escalation_id: int, actor: str, text: str) -> str:
+    """Queue it for the relay; the answer for staff says if it was refused (the
+    patient is not on Telegram: call them) or may not arrive (they blocked the bot)."""
     now = _ctx(context).now()
 
     def work(session) -> str:
         escalations.queue_reply(session, escalation_id, actor, text, now)
-        return f"Sending your reply to the patient of escalation #{escalation_id}…"
+        warning = escalations.reply_route(session, escalation_id).warning
+        return _sending(escalation_id) + (f"\nBut {warning}." if warning else "")
     return await _act(context, work)
 
 
@@ -161,32 +168,42 @@ async def on_staff_button(update: Update, context: ContextTypes.DEFAULT_TYPE) ->
         await query.answer("That button is not valid.")
         return
     action, escalation_id = parsed
+    alert = False
     if action == "ack":
         outcome = await _acknowledge(context, escalation_id, actor)
     elif action == "res":
         outcome = await _resolve(context, escalation_id, actor, None)
     else:
-        outcome = await _prompt_reply(context, escalation_id)
-    await query.answer(outcome[:200])
+        outcome, alert = await _prompt_reply(context, escalation_id)
+    await query.answer(outcome[:200], show_alert=alert)
     _relay(context).wake()
 
 
-async def _prompt_reply(context: ContextTypes.DEFAULT_TYPE, escalation_id: int) -> str:
+async def _prompt_reply(context: ContextTypes.DEFAULT_TYPE,
+                        escalation_id: int) -> tuple[str, bool]:
+    """Ask for the reply text, unless no reply can reach the patient; (the answer
+    to the button, whether it must be shown as an alert staff have to close)."""
     ctx = _ctx(context)
     try:
-        view = await ctx.db(lambda s: posts.AlertView.of(
-            escalations.get_escalation(s, escalation_id)))
+        view, route = await ctx.db(lambda s: (
+            posts.AlertView.of(escalations.get_escalation(s, escalation_id)),
+            escalations.reply_route(s, escalation_id)))
     except StoreError as exc:
-        return f"Not done: {exc}."
+        return f"Not done: {exc}.", False
     if view.status == "resolved":
-        return f"Escalation #{escalation_id} is resolved; /reopen {escalation_id} first."
+        return f"Escalation #{escalation_id} is resolved; /reopen {escalation_id} first.", False
+    if not route.deliverable:
+        return (f"No reply possible for #{escalation_id}: the patient is not on Telegram. "
+                f"{route.call_advice}."), True
     message = await context.bot.send_message(
         ctx.settings.telegram_staff_chat_id, posts.reply_prompt(view),
         reply_markup=ForceReply(input_field_placeholder="Your reply to the patient"))
     now = ctx.now()
     await ctx.db(lambda s: alerts.record_post(s, escalation_id, message.chat_id,
                                               message.message_id, "reply_prompt", now))
-    return "Write your reply as an answer to my message."
+    if route.warning:
+        return f"Write your reply as an answer to my message. But {route.warning}.", True
+    return "Write your reply as an answer to my message.", False
 
 
 # --- replies to the bot's posts in the staff group -------------------------
@@ -207,7 +224,7 @@ async def on_staff_reply(update: Update, context: ContextTypes.DEFAULT_TYPE) -> 
         logger.info("ignored a reply in the staff group from a user who is not staff")
         return
     outcome = await _queue_reply(context, escalation_id, actor, message.text)
-    if outcome.startswith("Not done"):
+    if outcome != _sending(escalation_id):   # refused, or it may not arrive: say so
         await message.reply_text(outcome)
     _relay(context).wake()
 

@@ -568,3 +568,67 @@ def _delivery_status(settings, patient_id: int, checkin_id: str):
         found = [d for d in deliveries.for_patient(session, patient_id)
                  if d.checkin_id == checkin_id]
         return found[0].status if found else None
+
+
+# --- replies that cannot reach the patient (issue 10, item 13) -------------------
+
+def _escalation_of(settings, sender_id: str, phone: str | None = None,
+                   blocked: bool = False) -> int:
+    with db.session_scope(settings.database_url) as session:
+        patient = repository.add_patient(session, name="Call Me Patient",
+                                         treated_at=_treated(3), timezone="Europe/London",
+                                         sender_id=sender_id, phone=phone)
+        if blocked:
+            patient.unreachable_at = datetime.now(timezone.utc)
+        return repository.record_escalation(
+            session, patient_id=patient.id, sender_id=sender_id, message="a worry",
+            level="urgent", reason="test reason", day=3).id
+
+
+@pytest.mark.asyncio
+async def test_replies_to_a_patient_outside_telegram_are_refused_with_the_number_to_call(
+        assistant, telegram, bot):
+    escalation_id = _escalation_of(assistant, "rest-7781", phone="+44 20 7946 0999")
+    await _relay(bot).run_once()
+    alert = await _alert_for(telegram, escalation_id)
+    await _recorded(assistant, alert.message_id)
+    posted = len(_staff_posts(telegram))
+
+    telegram.push_command(STAFF_CHAT, f"/reply {escalation_id} please come in today",
+                          user_id=NURSE, chat_type="supergroup")
+    telegram.push_message(STAFF_CHAT, "please come in today", user_id=NURSE,
+                          chat_type="supergroup", reply_to=alert.message_id)
+    answers = [m.text for m in await telegram.await_messages(STAFF_CHAT, posted + 2)][posted:]
+    assert len(answers) == 2
+    for answer in answers:
+        assert answer.startswith("Not done: ") and "not on Telegram" in answer
+        assert "Nothing was queued. Call them on +442079460999." in answer
+
+    telegram.push_callback(STAFF_CHAT, f"esc:rep:{escalation_id}", alert.message_id,
+                           user_id=NURSE)
+    call = await telegram.await_call("answerCallbackQuery")
+    assert call.params.get("show_alert") is True
+    assert call.params["text"] == (f"No reply possible for #{escalation_id}: the patient is "
+                                   "not on Telegram. Call them on +442079460999.")
+    assert not any("Reply to this message" in (m.text or "")
+                   for m in _staff_posts(telegram, posted))   # no prompt for a reply
+    assert _reply_status(assistant, escalation_id) is None
+    assert _escalation(assistant, escalation_id).status == "open"
+
+
+@pytest.mark.asyncio
+async def test_a_reply_to_a_patient_who_blocked_the_bot_is_sent_with_a_warning(
+        assistant, telegram, bot):
+    chat_id = new_chat_id()
+    escalation_id = _escalation_of(assistant, sender_for_chat(chat_id), blocked=True)
+    await _relay(bot).run_once()
+    alert = await _alert_for(telegram, escalation_id)
+    await _recorded(assistant, alert.message_id)
+    posted = len(_staff_posts(telegram))
+    telegram.push_command(STAFF_CHAT, f"/reply {escalation_id} please ring us",
+                          user_id=NURSE, chat_type="supergroup")
+    answer = (await telegram.await_messages(STAFF_CHAT, posted + 1))[posted].text
+    assert answer.startswith(f"Sending your reply to the patient of escalation #{escalation_id}")
+    assert "But the patient blocked the bot" in answer and "may not arrive" in answer
+    assert "no phone number is on record" in answer
+    await wait_until(lambda: _reply_status(assistant, escalation_id) is not None)
