@@ -307,7 +307,8 @@ def record_report(ctx: AssistantContext, tracker: Tracker, patient: Optional[Pat
 
 class ActionSendCheckin(ContextAction):
     """EXTERNAL_checkin (from the bot's scheduler): the check-in question for that
-    point of the recovery, utter_checkin_<id>, with quick-answer buttons. The
+    point of the recovery, utter_checkin_<id> (utter_checkin_generic when the
+    domain has no text for that id), with quick-answer buttons. The
     `checkin` slot (filled from the entity) marks it as open for answers."""
 
     def name(self) -> str:
@@ -318,8 +319,11 @@ class ActionSendCheckin(ContextAction):
         ctx = self.context()
         checkin_id = _entity(tracker.latest_message or {}, "checkin")
         checkin_id = str(checkin_id) if checkin_id else None
+        # The domain Rasa renders from says which check-ins have a text of their own.
+        responses = (domain or {}).get("responses")
         _send(dispatcher, answer_checkin(ctx, ctx.patient(tracker.sender_id), checkin_id,
-                                         _day_entity(tracker)))
+                                         _day_entity(tracker),
+                                         set(responses) if responses else None))
         return [SlotSet("checkin", checkin_id)]
 
 

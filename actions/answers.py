@@ -8,20 +8,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Callable, Optional
+from typing import Callable, Collection, Optional
 
 from actions.context import AssistantContext, PatientView
 from actions.topics import topic_map
 from aftercare.opening_hours import next_opening, open_period
-from aftercare.protocol import Protocol
+from aftercare.protocol import (
+    GENERIC_CHECKIN_RESPONSE, Protocol, checkin_response_name, domain_response_names,
+)
 from aftercare.safety.messages import RESPONSES as SAFETY_RESPONSES
 from aftercare.safety.triage import SYMPTOM_INTENTS  # intent -> protocol symptom
+from aftercare.settings import PROJECT_ROOT
 from aftercare.recovery import (
     Phase, describe_day, describe_moment, local_date_of_day, symptom_phase, waiting_status,
 )
 
-# A check-in id the assistant has no text of its own for gets this one.
-GENERIC_CHECKIN = "generic"
 # Check-ins about the course rather than the skin: a yes or no answers them.
 REMINDER_CHECKIN = "next_session_reminder"
 RESULTS_CHECKIN = "results"
@@ -224,15 +225,21 @@ def _settle_days(protocol: Protocol) -> str:
     return str(high) if low == high else f"{low}–{high}"
 
 
-def checkin_response(protocol: Protocol, checkin_id: Optional[str]) -> str:
-    """utter_checkin_<id> for a check-in of the protocol, else the generic one."""
+def checkin_response(protocol: Protocol, checkin_id: Optional[str],
+                     responses: Optional[Collection[str]] = None) -> str:
+    """utter_checkin_<id> for a check-in of the protocol that has that text
+    among `responses` (the domain's; None: not known, assumed), else the
+    generic one. A response the domain lacks would reach the patient as nothing."""
     if checkin_id and checkin_id in {c.id for c in protocol.checkins}:
-        return f"utter_checkin_{checkin_id}"
-    return f"utter_checkin_{GENERIC_CHECKIN}"
+        name = checkin_response_name(checkin_id)
+        if responses is None or name in responses:
+            return name
+    return GENERIC_CHECKIN_RESPONSE
 
 
 def answer_checkin(ctx: AssistantContext, patient: Optional[PatientView],
-                   checkin_id: Optional[str], day: Optional[int]) -> list[Reply]:
+                   checkin_id: Optional[str], day: Optional[int],
+                   responses: Optional[Collection[str]] = None) -> list[Reply]:
     """The check-in question for this point of the recovery (buttons are in domain.yml)."""
     protocol = ctx.protocol
     if day is None and patient is not None:
@@ -240,7 +247,7 @@ def answer_checkin(ctx: AssistantContext, patient: Optional[PatientView],
     values = {**clinic_values(protocol), "day": day if day is not None else "",
               "settle_days": _settle_days(protocol),
               "full_months": protocol.course.results_full_months}
-    response = checkin_response(protocol, checkin_id)
+    response = checkin_response(protocol, checkin_id, responses)
     if response == "utter_checkin_day0_evening":
         waits = [label for label, _ in still_waiting(ctx, patient)] if patient else \
             [label for label, _ in WAITS]
@@ -346,8 +353,13 @@ def answer(ctx: AssistantContext, patient: Optional[PatientView], intent: str,
     return ANSWERERS[intent](ctx, patient, intent, text)
 
 
-def responses_sent_by_actions(protocol: Protocol) -> set[str]:
-    """Every response name the custom actions can send (for the authoring checks)."""
+def responses_sent_by_actions(protocol: Protocol,
+                              domain_responses: Optional[Collection[str]] = None) -> set[str]:
+    """Every response name the custom actions can send (for the authoring checks).
+    A check-in sends its own text only if the domain has it (domain.yml's
+    responses unless given), the generic one otherwise."""
+    if domain_responses is None:
+        domain_responses = domain_response_names(PROJECT_ROOT / "domain.yml")
     topics = set(protocol.aftercare)
     return (
         {f"utter_symptom_{s}" for s in SYMPTOM_INTENTS.values()}
@@ -361,7 +373,7 @@ def responses_sent_by_actions(protocol: Protocol) -> set[str]:
            "utter_ask_treatment_date", "utter_treatment_date_saved",
            "utter_treatment_date_on_record", "utter_treatment_date_not_understood"}
         | set(SAFETY_RESPONSES)
-        | {checkin_response(protocol, c.id) for c in protocol.checkins}
+        | {checkin_response(protocol, c.id, domain_responses) for c in protocol.checkins}
         | {checkin_response(protocol, None), "utter_checkin_clarify",
            "utter_checkin_reminder_confirmed", "utter_checkin_reminder_reschedule",
            "utter_acknowledge"}

@@ -10,7 +10,7 @@ import re
 from datetime import time
 from functools import lru_cache
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, Iterable, List, Optional
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Extra, Field, ValidationError, root_validator, validator
@@ -212,6 +212,33 @@ def _exact_keys(value: dict, allowed: tuple, kind: str) -> None:
         raise ValueError(f"unknown {kind}(s): {', '.join(unknown)} (known: {', '.join(allowed)})")
     if missing:
         raise ValueError(f"missing {kind}(s): {', '.join(missing)}")
+
+
+# The text of check-in <id> is the response utter_checkin_<id> in domain.yml; a
+# check-in without one is sent as the generic check-in.
+CHECKIN_RESPONSE_PREFIX = "utter_checkin_"
+GENERIC_CHECKIN_RESPONSE = "utter_checkin_generic"
+
+
+def checkin_response_name(checkin_id: str) -> str:
+    return f"{CHECKIN_RESPONSE_PREFIX}{checkin_id}"
+
+
+def checkins_without_text(protocol: Protocol, response_names: Iterable[str]) -> list[str]:
+    """Ids of the protocol's check-ins with no utter_checkin_<id> among the
+    domain's responses (they go out as the generic check-in)."""
+    names = set(response_names)
+    return [c.id for c in protocol.checkins if checkin_response_name(c.id) not in names]
+
+
+def domain_response_names(domain_path: Path) -> set[str]:
+    """The response names in a Rasa domain file; ProtocolError naming the file
+    if it cannot be read."""
+    raw = read_yaml(Path(domain_path), ProtocolError)
+    responses = raw.get("responses") if isinstance(raw, dict) else None
+    if not isinstance(responses, dict):
+        raise ProtocolError(f"{domain_path}: no responses section")
+    return set(responses)
 
 
 def load_protocol(path: Path | str) -> Protocol:

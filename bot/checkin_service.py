@@ -7,7 +7,8 @@ exactly once through the delivery log.
 - When a job fires, the check-in is recorded as `due` in the delivery log and
   the dispatcher sends it: claim it (`claimed`, a conditional UPDATE), trigger
   the EXTERNAL_checkin intent in Rasa, and when its turn to go to Telegram
-  comes, mark it `sending` (conditional again), send the reply, mark `sent`.
+  comes, mark it `sending` (conditional again), send the reply, mark `sent`
+  (only after Telegram accepted it; an empty reply from the assistant is `failed`).
   At start-up a row left `claimed` is due again (it never reached Telegram),
   one left `sending` is `uncertain` (aftercare/store/deliveries.py).
 - `reconcile()` runs at start-up and every few minutes: it adds jobs that are
@@ -68,6 +69,7 @@ from aftercare.protocol import Protocol
 from aftercare.store import db, deliveries, escalations, repository
 from aftercare.store.models import CheckinDelivery, Patient, Treatment
 from bot.context import BotContext, chat_for_sender
+from bot.outgoing import compose
 from bot.rasa import RasaUnavailable
 from bot.sending import send
 
@@ -661,6 +663,14 @@ class CheckinService:
             self._not_before[row.id] = self.ctx.now() + RASA_RETRY
             logger.error("check-in %s waits: %s", row.id, exc)
             return
+        messages = [(r.text, r.buttons) for r in replies]
+        if not compose(messages):
+            # Nothing to send (e.g. no text for this check-in in the assistant's
+            # domain): the row must not read `sent`.
+            detail = f"the assistant gave no text for check-in {row.checkin_id}"
+            await self._db(lambda s: deliveries.finish(s, row.id, "failed", detail))
+            logger.error("check-in %s failed: %s", row.id, detail)
+            return
         try:
             async with self._pace.turn():
                 try:
@@ -672,8 +682,7 @@ class CheckinService:
                 if not ours:
                     logger.info("check-in %s taken by another worker meanwhile", row.id)
                     return
-                reached = await send(self.ctx, self.bot, chat_id,
-                                     [(r.text, r.buttons) for r in replies], kind="checkin",
+                reached = await send(self.ctx, self.bot, chat_id, messages, kind="checkin",
                                      patient_id=patient_id)
         except TelegramError as exc:
             await self._db(lambda s: deliveries.finish(s, row.id, "failed",

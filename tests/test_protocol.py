@@ -71,3 +71,36 @@ def test_protocol_check_command(tmp_path, capsys):
     bad = write_variant(tmp_path, lambda d: d["aftercare"].__setitem__("makeup", -1))
     assert main(["protocol", "check", str(bad)]) == 2
     assert "aftercare" in capsys.readouterr().err
+
+
+def _with_extra_checkin(data: dict) -> None:
+    data["checkins"].append({"id": "day5_extra", "day": 5, "time": "10:00", "grace_hours": 6})
+
+
+def test_protocol_check_names_a_checkin_without_text_and_the_generic_fallback(tmp_path, capsys):
+    path = write_variant(tmp_path, _with_extra_checkin)
+    assert main(["protocol", "check", str(path)]) == 0
+    out, err = capsys.readouterr()
+    assert "8 check-ins, 1 with the generic text" in out
+    (warning,) = err.strip().splitlines()
+    assert "warning" in warning and "'day5_extra'" in warning
+    assert "utter_checkin_day5_extra" in warning and "utter_checkin_generic" in warning
+
+
+def test_protocol_check_names_no_checkin_when_every_one_has_text(capsys):
+    assert main(["protocol", "check", str(PROTOCOL_PATH)]) == 0
+    out, err = capsys.readouterr()
+    assert "generic" not in out and err == ""
+
+
+def test_protocol_check_refuses_a_checkin_without_text_when_no_generic_text(tmp_path, capsys):
+    path = write_variant(tmp_path, _with_extra_checkin)
+    domain = yaml.safe_load((PROTOCOL_PATH.parent.parent / "domain.yml").read_text())
+    del domain["responses"]["utter_checkin_generic"]
+    domain_path = tmp_path / "domain.yml"
+    domain_path.write_text(yaml.safe_dump(domain))
+    assert main(["protocol", "check", str(path), "--domain", str(domain_path)]) == 2
+    err = capsys.readouterr().err
+    assert "utter_checkin_generic" in err and "day5_extra" in err and str(domain_path) in err
+    assert main(["protocol", "check", str(path), "--domain", str(tmp_path / "nope.yml")]) == 2
+    assert "file not found" in capsys.readouterr().err

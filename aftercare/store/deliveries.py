@@ -2,9 +2,13 @@
 is sent at most once however often its job runs.
 
     due ──claim──▶ claimed ──start_sending──▶ sending ──▶ sent
-     │  ◀──release──┘                            └────▶ failed (blocked, or
-     │   (the assistant did not answer)                 Telegram kept failing)
+     │  ◀──release──┘  │                         └────▶ failed (blocked, or
+     │   (the assistant │                               Telegram kept failing)
+     │   did not answer)└──▶ failed (the assistant gave nothing to send)
      └──▶ skipped (stale, paused, no longer current)
+
+`sent` means Telegram accepted every message of the check-in; a path on which
+nothing reached Telegram ends `failed` or `skipped`, with the reason in `detail`.
 
     found at start-up (the bot stopped or crashed with the row in flight):
     claimed ──▶ due        certainly not sent: the request to Telegram is made
