@@ -6,14 +6,19 @@ page's queries are in one place.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from typing import Dict, List, Optional, Sequence, Tuple
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
+from aftercare.answer_words import answer_words
+from aftercare.checkin_status import CheckinLine, checkin_lines
+from aftercare.protocol import Protocol
 from aftercare.store import escalations as store
+from aftercare.store import tracker_events
+from aftercare.store.escalations import ReplyRoute, reply_route
 from aftercare.store.models import (
     Escalation, EscalationEvent, Message, Patient, Photo, StaffReply, SymptomReport,
 )
@@ -23,6 +28,7 @@ from aftercare.store.repository import (
 
 RECENTLY_RESOLVED = 20
 CONVERSATION_LIMIT = 500   # newest messages shown; older ones are counted, not shown
+EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 
 @dataclass(frozen=True)
@@ -39,6 +45,7 @@ class PatientSummary:
     checkins_paused_at: Optional[datetime]
     unreachable_at: Optional[datetime]
     photo_consent: Optional[bool]
+    phone: Optional[str] = None   # as a tel: link takes it
 
 
 @dataclass(frozen=True)
@@ -71,7 +78,7 @@ class ChatMessage:
     kind: str
     text: str
     status: Optional[str]
-    created_at: datetime
+    created_at: Optional[datetime]   # None: a tracker event without a usable time
     triggered: bool   # the text the escalation was raised on
 
 
@@ -118,6 +125,9 @@ class ReplyRow:
 class Conversation:
     messages: List[ChatMessage]
     older: int   # messages not shown (beyond CONVERSATION_LIMIT)
+    # Some of it comes from Rasa's conversation record (a chat outside Telegram,
+    # which the bot's message log does not hold).
+    from_tracker: bool = False
 
 
 @dataclass(frozen=True)
@@ -129,6 +139,7 @@ class EscalationPage:
     timeline: List[EventRow]
     replies: List[ReplyRow]
     can_reply: bool   # there is a chat the bot can send a reply to
+    route: Optional[ReplyRoute] = None   # where a reply goes; why not; the phone
 
 
 @dataclass(frozen=True)
@@ -148,6 +159,7 @@ class PatientPage:
     escalations: List[EscalationRow]
     photos: List[PhotoRow]
     checkins_answered: int = 0
+    checkins: List[CheckinLine] = field(default_factory=list)   # the current treatment's
 
 
 def patient_summary(patient: Patient, now: datetime) -> PatientSummary:
@@ -159,7 +171,8 @@ def patient_summary(patient: Patient, now: datetime) -> PatientSummary:
         treatment_number=treatment.number_in_series if treatment else None,
         treated_at=treatment.treated_at if treatment else None,
         enrolled_at=patient.enrolled_at, checkins_paused_at=patient.checkins_paused_at,
-        unreachable_at=patient.unreachable_at, photo_consent=patient.photo_consent)
+        unreachable_at=patient.unreachable_at, photo_consent=patient.photo_consent,
+        phone=patient.phone)
 
 
 def _patient_of(session: Session, escalation: Escalation) -> Optional[Patient]:
@@ -194,7 +207,7 @@ def dashboard(session: Session, now: datetime) -> Dashboard:
 def _report_row(report: SymptomReport) -> ReportRow:
     return ReportRow(id=report.id, day=report.day, treatment_id=report.treatment_id,
                      checkin_id=report.checkin_id, symptom=report.symptom, level=report.level,
-                     text=report.text, created_at=report.created_at)
+                     text=answer_words(report.text), created_at=report.created_at)
 
 
 def _reports(session: Session, patient_id: int) -> List[ReportRow]:
@@ -212,11 +225,35 @@ def _photos(session: Session, patient_id: int) -> List[PhotoRow]:
             for i, c, r, s in session.execute(query)]
 
 
+def _said(direction: str, text: str) -> str:
+    """A patient's tapped button in words; everything else as it was written."""
+    return answer_words(text) if direction == "in" else text
+
+
+def _timed(messages: List[ChatMessage]) -> List[Tuple[datetime, ChatMessage]]:
+    """(time to sort by, message): one without a time keeps its place after the
+    message before it."""
+    moment, timed = EPOCH, []
+    for message in messages:
+        moment = message.created_at or moment
+        timed.append((moment, message))
+    return timed
+
+
 def _conversation(session: Session, sender_ids: Sequence[Optional[str]],
                   patient_id: Optional[int], trigger: Optional[str] = None) -> Conversation:
-    """The chat log of a patient: by sender id (also before the chat was linked)
-    and by patient id."""
-    conditions = [Message.sender_id == s for s in {s for s in sender_ids if s}]
+    """The chat of a patient: the bot's message log by sender id (also before
+    the chat was linked) and by patient id; for a sender id the log has nothing
+    from (the terminal chat, Rasa's REST channel), Rasa's own record of that
+    conversation.
+
+    One source per conversation, never both: for a Telegram chat Rasa's record
+    repeats what the log holds (in other shapes: a check-in is an intent there,
+    a long reply one event here and several messages there), while only the
+    log has what never went through Rasa (held and unanswered messages, the
+    clinic's replies, notices, photos)."""
+    senders = {s for s in sender_ids if s}
+    conditions = [Message.sender_id == s for s in senders]
     if patient_id is not None:
         conditions.append(Message.patient_id == patient_id)
     if not conditions:
@@ -226,12 +263,30 @@ def _conversation(session: Session, sender_ids: Sequence[Optional[str]],
     query = select(Message).where(where).order_by(Message.id.desc()).limit(CONVERSATION_LIMIT)
     rows = list(reversed(list(session.execute(query).scalars())))
     trigger = (trigger or "").strip()
-    messages = [ChatMessage(id=m.id, direction=m.direction, kind=m.kind, text=m.text,
-                            status=m.status, created_at=m.created_at,
+    messages = [ChatMessage(id=m.id, direction=m.direction, kind=m.kind,
+                            text=_said(m.direction, m.text), status=m.status,
+                            created_at=m.created_at,
                             triggered=bool(trigger) and m.direction == "in"
                             and m.text.strip() == trigger)
                 for m in rows]
-    return Conversation(messages=messages, older=total - len(messages))
+    older = total - len(messages)
+    logged = set(session.execute(select(Message.sender_id).where(
+        Message.sender_id.in_(senders)).distinct()).scalars()) if senders else set()
+    tracked, tracked_older = tracker_events.conversation(
+        session, sorted(senders - logged), CONVERSATION_LIMIT)
+    if not tracked:
+        return Conversation(messages=messages, older=older + tracked_older)
+    from_rasa = [ChatMessage(id=t.event_id, direction=t.direction, kind="text",
+                             text=_said(t.direction, t.text), status=None,
+                             created_at=t.created_at,
+                             triggered=bool(trigger) and t.direction == "in"
+                             and t.text.strip() == trigger)
+                 for t in tracked]
+    messages = sorted(_timed(messages) + _timed(from_rasa), key=lambda pair: pair[0])
+    messages = [message for _, message in messages]
+    shown = messages[-CONVERSATION_LIMIT:]
+    return Conversation(messages=shown, older=older + tracked_older + len(messages) - len(shown),
+                        from_tracker=True)
 
 
 def escalation_page(session: Session, escalation_id: int, now: datetime) -> Optional[EscalationPage]:
@@ -250,6 +305,7 @@ def escalation_page(session: Session, escalation_id: int, now: datetime) -> Opti
     replies = session.execute(
         select(StaffReply).where(StaffReply.escalation_id == escalation_id)
         .order_by(StaffReply.id)).scalars()
+    route = reply_route(session, escalation_id)
     return EscalationPage(
         escalation=row, conversation=conversation,
         photos=_photos(session, patient_id) if patient_id else [],
@@ -259,7 +315,7 @@ def escalation_page(session: Session, escalation_id: int, now: datetime) -> Opti
         replies=[ReplyRow(id=r.id, actor=r.actor, text=r.text, status=r.status,
                           detail=r.detail, created_at=r.created_at, sent_at=r.sent_at)
                  for r in replies],
-        can_reply=bool(escalation.sender_id or (patient is not None and patient.sender_id)))
+        can_reply=route.deliverable, route=route)
 
 
 def _open_counts(session: Session, patients: Sequence[Patient]) -> Dict[int, int]:
@@ -293,7 +349,10 @@ def patient_rows(session: Session, now: datetime) -> List[PatientRow]:
             for p in patients]
 
 
-def patient_page(session: Session, patient_id: int, now: datetime) -> Optional[PatientPage]:
+def patient_page(session: Session, patient_id: int, now: datetime,
+                 protocol: Optional[Protocol] = None) -> Optional[PatientPage]:
+    """The patient's page; without the protocol (it could not be read) the
+    check-in plan is left empty."""
     patient = session.get(Patient, patient_id)
     if patient is None:
         return None
@@ -316,7 +375,8 @@ def patient_page(session: Session, patient_id: int, now: datetime) -> Optional[P
         conversation=_conversation(session, [patient.sender_id], patient.id),
         escalations=[_escalation_row(session, e, now) for e in escalations],
         photos=_photos(session, patient.id),
-        checkins_answered=sum(1 for r in reports if r.checkin_id))
+        checkins_answered=sum(1 for r in reports if r.checkin_id),
+        checkins=checkin_lines(session, patient, protocol, now) if protocol else [])
 
 
 def photo_content(session: Session, photo_id: int) -> Optional[bytes]:

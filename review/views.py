@@ -21,8 +21,9 @@ from review import auth, queries
 from review.app import (
     LIMITER, SETTINGS, clear_cookie, error_page, in_db, now, render, set_cookie, signed_in,
 )
+from aftercare.answer_words import symptom_words
+from aftercare.protocol import ProtocolError, current_protocol
 from review.chart import ChartReport, symptom_chart
-from review.filters import symptom
 
 NOTE_MAX = 4_000
 REPLY_MAX = 16_000   # the bot splits a long reply into Telegram messages of 4,096
@@ -37,6 +38,8 @@ DONE = {
     "already": "It was acknowledged already.",
     "note": "Note added.",
     "reply": "Reply queued: the Telegram bot sends it to the patient (status below).",
+    "reply_unreachable": ("Reply queued, but the patient has blocked the bot, so it may not "
+                          "arrive: call them (see below)."),
     "resolved": "Resolved.",
     "reopened": "Reopened.",
 }
@@ -241,7 +244,8 @@ def _act(session: Session, action: str, escalation_id: int, actor: str, text: Op
         return "note"
     if action == "reply":
         store.queue_reply(session, escalation_id, actor, text or "", moment)
-        return "reply"
+        return "reply_unreachable" if store.reply_route(session, escalation_id).warning \
+            else "reply"
     if action == "resolve":
         store.resolve(session, escalation_id, actor, text, moment)
         return "resolved"
@@ -285,8 +289,8 @@ async def escalation_action(request: web.Request) -> web.StreamResponse:
 # --- patients and photos ----------------------------------------------------
 
 def _chart(reports, today: Optional[int]):
-    items = [ChartReport(day=r.day, level=r.level,
-                         title=f"Day {r.day}: {symptom(r.symptom)} "
+    items = [ChartReport(day=r.day, level=r.level, label=symptom_words(r.symptom),
+                         title=f"Day {r.day}: {symptom_words(r.symptom)} "
                                f"({r.level or 'nothing to flag'})"
                                + (", check-in answer" if r.checkin_id else ""))
              for r in reports]
@@ -300,11 +304,18 @@ async def patients(request: web.Request) -> web.Response:
 
 async def patient(request: web.Request) -> web.Response:
     patient_id = _id(request)
-    page = await in_db(request, queries.patient_page, patient_id, now(request))
+    try:
+        protocol, plan_error = current_protocol(request.app[SETTINGS].protocol_path), None
+    except ProtocolError:
+        protocol, plan_error = None, ("The check-in plan cannot be shown: the clinic's "
+                                      "protocol file could not be read (aftercare protocol "
+                                      "check says why).")
+    page = await in_db(request, queries.patient_page, patient_id, now(request), protocol)
     if page is None:
         return _not_found(request, "patient", patient_id)
     chart = _chart(page.chart_reports, page.patient.day_now)
-    return render(request, "patient.html", {"page": page, "p": page.patient, "chart": chart})
+    return render(request, "patient.html", {"page": page, "p": page.patient, "chart": chart,
+                                            "plan_error": plan_error})
 
 
 def image_type(content: bytes) -> str:

@@ -633,20 +633,24 @@ def test_a_port_in_use_is_a_clear_error(url, tmp_path):
 # --- pieces -------------------------------------------------------------------
 
 def test_chart_geometry():
-    from review.chart import COLOURS, ChartReport, symptom_chart
+    from review.chart import COLOURS, INSET, ChartReport, symptom_chart
 
-    chart = symptom_chart([ChartReport(day=3, level="urgent", title="a"),
-                           ChartReport(day=3, level="urgent", title="b"),
-                           ChartReport(day=3, level=None, title="c"),
-                           ChartReport(day=None, level="routine", title="d"),
-                           ChartReport(day=20, level="emergency", title="e")], today=21)
+    chart = symptom_chart([ChartReport(day=3, level="urgent", label="swelling", title="a"),
+                           ChartReport(day=3, level="urgent", label="redness", title="b"),
+                           ChartReport(day=3, level=None, label="all good", title="c"),
+                           ChartReport(day=None, level="routine", label="itching", title="d"),
+                           ChartReport(day=20, level="emergency", label="blisters",
+                                       title="e")], today=21)
     assert chart.max_day == 20 and chart.not_shown == 1 and chart.today_x is None
-    assert [p.title for p in chart.points] == ["c", "a", "b", "e"]
-    none, first, second, late = chart.points
-    assert first.y == second.y < none.y and first.x < second.x   # side by side, higher up
-    assert late.y < first.y and late.x == chart.right and late.colour == COLOURS["emergency"]
+    points = {p.title: p for p in chart.points}
+    none, first, second, late = points["c"], points["a"], points["b"], points["e"]
+    assert first.x == second.x and abs(first.y - second.y) >= 2 * chart.radius  # stacked
+    assert max(first.y, second.y) < none.y                                   # higher up
+    assert late.y < min(first.y, second.y) and late.colour == COLOURS["emergency"]
+    assert late.x == chart.right - INSET                                     # inside the plot
+    assert [p.label for p in chart.points] == ["all good", "swelling", "redness", "blisters"]
     assert [t.label for t in chart.ticks] == [str(d) for d in range(21)]
-    week = symptom_chart([ChartReport(day=40, level=None, title="x")])
+    week = symptom_chart([ChartReport(day=40, level=None, label="x", title="x")])
     assert [t.label for t in week.ticks] == ["0", "7", "14", "21", "28", "35", "40"]
     empty = symptom_chart([], today=2)
     assert empty.max_day == 14 and empty.points == [] and empty.today_x is not None
