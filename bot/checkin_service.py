@@ -15,6 +15,9 @@ exactly once through the delivery log.
   missing (new patients, new treatments, jobs lost with a crash), removes jobs
   that no longer apply, and records check-ins missed while the bot was down
   as `due` if still within their grace window, `skipped` otherwise.
+- A patient marked unreachable (they blocked the bot) who writes again gets
+  their future check-ins back (`reachable_again`); those missed meanwhile are
+  skipped.
 - Check-ins are paced below Telegram's overall limit, leaving room for
   conversation replies; a due check-in in the patient's quiet hours waits for
   their end.
@@ -66,7 +69,7 @@ from telegram.error import TelegramError
 
 from aftercare import checkins
 from aftercare.protocol import Protocol
-from aftercare.store import db, deliveries, escalations, repository
+from aftercare.store import chats, db, deliveries, escalations, repository
 from aftercare.store.models import CheckinDelivery, Patient, Treatment
 from bot.context import BotContext, chat_for_sender
 from bot.outgoing import compose
@@ -135,8 +138,11 @@ def _planned(protocol: Protocol, patient: Patient) -> tuple[Optional[Treatment],
 
 
 def _settle(session: Session, protocol: Protocol, now: datetime,
-            patient_id: Optional[int] = None) -> dict[str, _Job]:
-    """Record missed check-ins (due or skipped) and return the jobs that should exist."""
+            patient_id: Optional[int] = None,
+            missed_because: Optional[str] = None) -> dict[str, _Job]:
+    """Record missed check-ins (due or skipped) and return the jobs that should
+    exist. With `missed_because`, every past check-in without a row is skipped
+    for that reason (none is sent late)."""
     recorded = deliveries.recorded_keys(session)
     wanted: dict[str, _Job] = {}
     for patient in _active_patients(session, patient_id):
@@ -150,6 +156,8 @@ def _settle(session: Session, protocol: Protocol, now: datetime,
                 continue
             if item.due_at < patient.enrolled_at:
                 status, detail = "skipped", "due before the patient enrolled"
+            elif missed_because is not None:
+                status, detail = "skipped", missed_because
             elif now > item.expires_at:
                 status, detail = "skipped", "missed while the bot was not running; stale"
             else:
@@ -466,6 +474,28 @@ class CheckinService:
 
     async def schedule_patient(self, patient_id: int) -> None:
         await self.reconcile(patient_id)
+
+    async def reachable_again(self, patient_id: int) -> bool:
+        """A patient marked unreachable wrote again: clear the mark and schedule
+        their future check-ins, in one transaction with skipping those that
+        fell due while they could not be reached (never sent late). False if
+        they were not marked unreachable (any more)."""
+        protocol, now = self.ctx.protocol, self.ctx.now()
+
+        def clear_and_settle(session: Session) -> Optional[dict[str, _Job]]:
+            if not chats.clear_unreachable(session, patient_id):
+                return None
+            return _settle(session, protocol, now, patient_id,
+                           missed_because="missed while the patient had blocked the bot")
+
+        wanted = await self._db(clear_and_settle)
+        if wanted is None:
+            return False
+        await self._in_thread(lambda: self._sync_jobs(wanted, patient_id))
+        self._wake.set()
+        logger.info("patient %s wrote again: reachable, %d check-in job(s) scheduled",
+                    patient_id, len(wanted))
+        return True
 
     async def unschedule_patient(self, patient_id: int) -> None:
         """Remove the jobs of a patient who is gone (erased) or blocked the bot."""

@@ -14,7 +14,8 @@ from sqlalchemy.orm import Session
 from telegram import Update
 from telegram.error import TelegramError
 from telegram.ext import (
-    Application, CallbackQueryHandler, CommandHandler, ContextTypes, MessageHandler, filters,
+    Application, CallbackQueryHandler, CommandHandler, ContextTypes, MessageHandler,
+    TypeHandler, filters,
 )
 
 from aftercare import enrolment
@@ -280,6 +281,26 @@ async def on_unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE)
         await _reply(context, chat_id, _ctx(context).text("utter_telegram_unknown_command"))
 
 
+# --- reachability -------------------------------------------------------------
+
+async def on_patient_update(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """Before every other handler: a message or button press from a patient
+    marked unreachable (they had blocked the bot) shows they can be reached
+    again, so their future check-ins are scheduled. A failure here is logged
+    and the update is still handled."""
+    chat_id = _private_chat(update)
+    if chat_id is None or (update.effective_message is None and update.callback_query is None):
+        return
+    sender_id = sender_for_chat(chat_id)
+    try:
+        patient_id = await _ctx(context).db(
+            lambda s: chats.unreachable_patient_id(s, sender_id))
+        if patient_id is not None:
+            await _checkins(context).reachable_again(patient_id)
+    except Exception as exc:  # the next message tries again
+        logger.error("could not mark a chat reachable again: %s", type(exc).__name__)
+
+
 # --- photos and other media ------------------------------------------------
 
 async def on_photo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -431,6 +452,7 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 def add_handlers(application: Application) -> None:
     application.bot_data["button_payloads"] = button_payloads()
+    application.add_handler(TypeHandler(Update, on_patient_update), group=-1)
     add_staff_handlers(application, application.bot_data["ctx"].settings.telegram_staff_chat_id)
     private = filters.ChatType.PRIVATE
     application.add_handler(CommandHandler("start", on_start, filters=private))

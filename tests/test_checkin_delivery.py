@@ -5,9 +5,10 @@ database, the bot's clock one the test moves.
 The clinic's protocol here has one check-in more than the shipped one,
 `day5_extra`, which domain.yml has no text of its own for: it goes out as the
 generic check-in. A delivery row reads `sent` only once Telegram accepted the
-message."""
+message; a patient who had blocked the bot and writes again is reachable."""
 from __future__ import annotations
 
+import asyncio
 from contextlib import asynccontextmanager
 from datetime import timedelta
 
@@ -22,7 +23,7 @@ from bot.responses import render
 from bot.sending import NETWORK_ATTEMPTS
 from support.fake_telegram import FakeTelegramServer
 from tests.bot_harness import (
-    ManualClock, enrol, fire_now, free_port, planned_checkin,
+    ManualClock, checkins, enrol, fire_now, free_port, job_ids, planned_checkin,
     running_assistant, running_bot, treated_hours_ago, wait_until,
 )
 from tests.conftest import PROTOCOL_PATH
@@ -77,6 +78,11 @@ def _treatment_id(settings, patient_id: int) -> int:
         return repository.current_treatment(repository.get_patient(session, patient_id)).id
 
 
+def _unreachable(settings, patient_id: int) -> bool:
+    with db.session_scope(settings.database_url) as session:
+        return repository.get_patient(session, patient_id).unreachable_at is not None
+
+
 def _generic_checkin() -> str:
     return render("utter_checkin_generic", {"clinic_name": "Riverside Skin Clinic",
                                             "clinic_phone": CLINIC_PHONE}).text
@@ -86,6 +92,16 @@ async def _fire(application, settings, clock, patient_id: int, checkin_id: str,
                 late: timedelta = timedelta(minutes=1)) -> None:
     clock.set(planned_checkin(settings, patient_id, checkin_id).due_at + late)
     fire_now(application, job_id(_treatment_id(settings, patient_id), checkin_id))
+
+
+async def _block(application, settings, telegram, clock, patient_id: int, chat_id: int) -> None:
+    """The patient blocks the bot; the day-2 check-in finds out."""
+    telegram.block_chat(chat_id)
+    await _fire(application, settings, clock, patient_id, "day2_morning")
+    await wait_until(lambda: _status(settings, patient_id, "day2_morning") == "failed")
+    await wait_until(lambda: job_ids(settings, patient_id) == set())
+    assert _unreachable(settings, patient_id)
+    telegram.unblock_chat(chat_id)
 
 
 # --- a check-in with no text of its own (issue 10, item 4) ----------------------
@@ -150,3 +166,56 @@ async def test_a_checkin_the_assistant_gives_no_text_for_is_failed_not_sent(
     assert len(telegram.sent_messages(chat_id)) == 2
     assert _delivery(assistant, patient_id, EXTRA).detail == \
         f"the assistant gave no text for check-in {EXTRA}"
+
+
+# --- reachable again (issue 10, item 5) ------------------------------------------
+
+@pytest.mark.asyncio
+async def test_a_patient_who_unblocks_and_writes_is_reachable_and_gets_future_checkins(
+        assistant, telegram, clock):
+    async with running_bot(assistant, telegram, clock) as application:
+        patient_id, chat_id = await enrol(telegram, assistant, treated_hours_ago(20))
+        await _block(application, assistant, telegram, clock, patient_id, chat_id)
+        # Day 3, an hour after its check-in (still within its grace): they write.
+        clock.set(planned_checkin(assistant, patient_id, "day3_morning").due_at
+                  + timedelta(hours=1))
+        telegram.push_message(chat_id, "hi, is it normal that my skin feels tight?")
+        await telegram.await_messages(chat_id, 3, timeout=20)
+        assert not _unreachable(assistant, patient_id)
+        treatment = _treatment_id(assistant, patient_id)
+        jobs = job_ids(assistant, patient_id)
+        assert {job_id(treatment, EXTRA), job_id(treatment, "day7")} <= jobs
+        # The check-in missed while they had blocked the bot is not sent late.
+        assert _status(assistant, patient_id, "day3_morning") == "skipped"
+        assert job_id(treatment, "day3_morning") not in jobs
+        assert _delivery(assistant, patient_id, "day3_morning").detail == \
+            "missed while the patient had blocked the bot"
+        # The next one reaches them.
+        await _fire(application, assistant, clock, patient_id, EXTRA)
+        checkin = (await telegram.await_messages(chat_id, 4, timeout=20))[3]
+        await wait_until(lambda: _status(assistant, patient_id, EXTRA) == "sent")
+        await asyncio.sleep(0.5)
+        assert len(telegram.sent_messages(chat_id)) == 4
+    assert checkin.text == _generic_checkin()
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("kind", ["button", "photo", "command"])
+async def test_any_message_from_a_patient_who_had_blocked_the_bot_makes_them_reachable(
+        assistant, telegram, clock, kind):
+    async with running_bot(assistant, telegram, clock) as application:
+        patient_id, chat_id = await enrol(telegram, assistant, treated_hours_ago(20))
+        welcome = telegram.sent_messages(chat_id)[1]
+        await _block(application, assistant, telegram, clock, patient_id, chat_id)
+        if kind == "button":
+            telegram.push_callback(chat_id, "/report_feeling_fine", welcome.message_id)
+        elif kind == "photo":
+            telegram.push_photo(chat_id, b"\x89PNG\r\n\x1a\n" + b"cheek" * 100)
+        else:
+            telegram.push_command(chat_id, "/help")
+        await telegram.await_messages(chat_id, 3, timeout=20)
+        await wait_until(lambda: not _unreachable(assistant, patient_id))
+        treatment = _treatment_id(assistant, patient_id)
+        await wait_until(lambda: job_id(treatment, "day7") in job_ids(assistant, patient_id))
+        await checkins(application).reconcile()    # a full pass keeps them
+        assert job_id(treatment, "day7") in job_ids(assistant, patient_id)

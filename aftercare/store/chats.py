@@ -62,6 +62,21 @@ def mark_unreachable(session: Session, patient_id: int, now: datetime) -> None:
                     .values(unreachable_at=now))
 
 
+def unreachable_patient_id(session: Session, sender_id: str) -> Optional[int]:
+    """The id of this chat's patient if they are marked unreachable, else None."""
+    return session.execute(select(Patient.id).where(
+        Patient.sender_id == sender_id, Patient.unreachable_at.is_not(None))).scalar()
+
+
+def clear_unreachable(session: Session, patient_id: int) -> bool:
+    """The patient wrote again, so they no longer block the bot; True only for
+    the one caller that made the change."""
+    result = session.execute(
+        update(Patient).where(Patient.id == patient_id, Patient.unreachable_at.is_not(None))
+        .values(unreachable_at=None).execution_options(synchronize_session=False))
+    return result.rowcount == 1
+
+
 def mark_reachable(session: Session, patient: Patient) -> None:
     if patient.unreachable_at is not None:
         patient.unreachable_at = None

@@ -5,7 +5,7 @@ is sent at most once however often its job runs.
      │  ◀──release──┘  │                         └────▶ failed (blocked, or
      │   (the assistant │                               Telegram kept failing)
      │   did not answer)└──▶ failed (the assistant gave nothing to send)
-     └──▶ skipped (stale, paused, no longer current)
+     └──▶ skipped (stale, paused, no longer current, missed while blocked)
 
 `sent` means Telegram accepted every message of the check-in; a path on which
 nothing reached Telegram ends `failed` or `skipped`, with the reason in `detail`.
