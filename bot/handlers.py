@@ -8,8 +8,11 @@ still sends the safety message. Log lines carry ids, never what was said.
 from __future__ import annotations
 
 import logging
+import re
+from pathlib import Path
 from typing import Callable, Optional
 
+import yaml
 from sqlalchemy.orm import Session
 from telegram import Update
 from telegram.error import TelegramError
@@ -25,7 +28,7 @@ from bot.checkin_service import CheckinService
 from bot.context import BotContext, sender_for_chat
 from bot.handoff import handoff_escalation, pass_to_person
 from bot.rasa import RasaUnavailable, Reply
-from bot.responses import BotText, button_payloads
+from bot.responses import DOMAIN_PATH, BotText, button_payloads
 from bot.safety import check_without_assistant
 from bot.sending import send, send_text
 from bot.staff_handlers import add_staff_handlers
@@ -36,6 +39,8 @@ logger = logging.getLogger(__name__)
 MAX_INCOMING_CHARS = 4096
 MAX_PHOTO_BYTES = 20 * 1024 * 1024   # the Bot API's download limit
 COMMANDS = ("start", "help", "stop", "resume", "forget")
+EXTERNAL_PREFIX = "EXTERNAL_"   # intents only the bot triggers (check-ins, enrolment)
+_TYPED_INTENT = re.compile(r"/([A-Za-z0-9_]{1,64})(?:@[A-Za-z0-9_]{1,64})?")
 CODE_ERRORS = {
     "malformed": "utter_telegram_code_unknown",
     "unknown": "utter_telegram_code_unknown",
@@ -138,11 +143,30 @@ async def _hold(context: ContextTypes.DEFAULT_TYPE, chat_id: int, message_id: in
 
 
 def _as_words(text: str) -> str:
-    """A patient's text never reaches Rasa as an intent payload: Rasa reads
-    "/intent{...}" as an intent (the buttons use that), so a leading slash typed
-    by hand is dropped."""
+    """Rasa reads "/intent{...}" as an intent (the buttons use that), so a
+    leading slash typed by hand is dropped: the rest is read as words."""
     stripped = text.lstrip()
     return stripped.lstrip("/") if stripped.startswith("/") else text
+
+
+def patient_intents(path: Path = DOMAIN_PATH) -> frozenset[str]:
+    """The domain's intents a patient may type as "/intent", as its button would
+    send it (not the EXTERNAL_ ones, which only the bot triggers)."""
+    with path.open(encoding="utf-8") as handle:
+        intents = yaml.safe_load(handle).get("intents") or []
+    names = (next(iter(i)) if isinstance(i, dict) else str(i) for i in intents)
+    return frozenset(n for n in names if not n.startswith(EXTERNAL_PREFIX))
+
+
+def _typed(context: ContextTypes.DEFAULT_TYPE, text: str) -> str:
+    """What a patient's typed text sends to the assistant: "/report_redness"
+    alone (any case, an @bot suffix allowed) is one of the domain's patient
+    intents and goes as that button's payload; any other slash text (entities,
+    EXTERNAL_ intents, unknown words) goes as words."""
+    match = _TYPED_INTENT.fullmatch(text.strip())
+    if match and match.group(1).lower() in context.application.bot_data["patient_intents"]:
+        return f"/{match.group(1).lower()}"
+    return _as_words(text)
 
 
 async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
@@ -150,7 +174,7 @@ async def on_text(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
     message = update.effective_message
     if chat_id is None or message is None or not message.text:
         return
-    await converse(context, chat_id, _as_words(message.text))
+    await converse(context, chat_id, _typed(context, message.text))
 
 
 # --- commands --------------------------------------------------------------
@@ -277,8 +301,18 @@ async def _forget(context: ContextTypes.DEFAULT_TYPE, chat_id: int) -> None:
 
 
 async def on_unknown_command(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-    if (chat_id := _private_chat(update)) is not None:
-        await _reply(context, chat_id, _ctx(context).text("utter_telegram_unknown_command"))
+    """A command the bot has no handler for: "/report_redness" and the like
+    (a patient intent, as its button sends it) go to the assistant; anything
+    else, staff commands from a patient included, gets the ordinary answer."""
+    if (chat_id := _private_chat(update)) is None:
+        return
+    message = update.effective_message
+    text = message.text if message is not None and message.text else ""
+    typed = _typed(context, text)
+    if typed.startswith("/"):
+        await converse(context, chat_id, typed)
+        return
+    await _reply(context, chat_id, _ctx(context).text("utter_telegram_unknown_command"))
 
 
 # --- reachability -------------------------------------------------------------
@@ -327,7 +361,7 @@ async def on_photo(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await _reply(context, chat_id, ctx.text("utter_telegram_photo_discarded"))
     # A caption is the patient's words: it goes to the assistant like any message.
     if caption.strip():
-        await converse(context, chat_id, _as_words(caption))
+        await converse(context, chat_id, _typed(context, caption))
 
 
 async def _download(context: ContextTypes.DEFAULT_TYPE, file_id: str) -> Optional[bytes]:
@@ -452,6 +486,7 @@ async def on_error(update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
 
 def add_handlers(application: Application) -> None:
     application.bot_data["button_payloads"] = button_payloads()
+    application.bot_data["patient_intents"] = patient_intents()
     application.add_handler(TypeHandler(Update, on_patient_update), group=-1)
     add_staff_handlers(application, application.bot_data["ctx"].settings.telegram_staff_chat_id)
     private = filters.ChatType.PRIVATE

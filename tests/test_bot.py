@@ -495,6 +495,36 @@ async def test_typed_intent_payloads_are_read_as_words(assistant, telegram, bot)
 
 
 @pytest.mark.asyncio
+async def test_a_typed_intent_command_is_understood_like_its_button(assistant, telegram, bot):
+    """Typed "/report_redness" (what the "Still red" button sends) is answered
+    as the button is; the bot's own EXTERNAL_ intents and staff commands are not
+    something a patient can send that way."""
+    treated = treated_hours_ago(30)
+    _, typed_chat = await enrol(telegram, assistant, treated)
+    _, pressed_chat = await enrol(telegram, assistant, treated)
+    telegram.push_command(typed_chat, "/report_redness")
+    typed = (await telegram.await_messages(typed_chat, 3))[2]
+    welcome = telegram.sent_messages(pressed_chat)[1]
+    telegram.push_callback(pressed_chat, "/report_redness", welcome.message_id)
+    pressed = (await telegram.await_messages(pressed_chat, 3))[2]
+    assert typed.text == pressed.text
+    assert "/help" not in typed.text       # not "I don't know that command"
+
+    telegram.push_command(typed_chat, "/teleport")
+    unknown = (await telegram.await_messages(typed_chat, 4))[3].text
+    assert "/help" in unknown
+    for command in ("/resolve 1", "/open", "/ack 1", "/EXTERNAL_checkin"):
+        telegram.push_command(typed_chat, command)
+    replies = await telegram.await_messages(typed_chat, 8)
+    assert [r.text for r in replies[4:]] == [unknown] * 4
+    with db.make_engine(assistant.database_url).connect() as connection:
+        intents = list(connection.execute(text(
+            "SELECT intent_name FROM events WHERE sender_id = :s AND type_name = 'user'"),
+            {"s": sender_for_chat(typed_chat)}).scalars())
+    assert "report_redness" in intents and "EXTERNAL_checkin" not in intents
+
+
+@pytest.mark.asyncio
 async def test_messages_to_one_chat_keep_telegrams_pace(assistant, telegram, bot):
     telegram.enforce_rate_limits(global_per_second=30, per_chat_per_second=1)
     _, chat_id = await enrol(telegram, assistant, treated_hours_ago(3))
