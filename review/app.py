@@ -9,12 +9,13 @@ session check (every page but /login, /health and /static needs one).
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import time
 import traceback
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Dict, Optional, TypeVar
+from typing import Any, Awaitable, Callable, Dict, Optional, Tuple, TypeVar, Union
 from urllib.parse import quote
 from zoneinfo import ZoneInfo
 
@@ -44,6 +45,10 @@ CLOCK = web.AppKey("clock", object)
 TEMPLATES = web.AppKey("templates", jinja2.Environment)
 LIMITER = web.AppKey("limiter", auth.LoginLimiter)
 CLINIC_TZ = web.AppKey("clinic_tz", ZoneInfo)
+TRUSTED_PROXIES = web.AppKey("trusted_proxies", tuple)
+
+Network = Union[ipaddress.IPv4Network, ipaddress.IPv6Network]
+Address = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 
 SECURITY_HEADERS = {
     # No script at all: the pages are plain HTML forms.
@@ -85,6 +90,50 @@ async def in_db(request: web.Request, work: Callable[..., T], *args: Any) -> T:
             return work(session, *args)
 
     return await asyncio.to_thread(run)
+
+
+def _ip(text: str) -> Optional[Address]:
+    """The address in text ("1.2.3.4", "1.2.3.4:5678", "[::1]:80", "::1"), or None."""
+    text = text.strip()
+    if text.startswith("["):
+        text = text[1:].partition("]")[0]
+    elif text.count(":") == 1:
+        text = text.partition(":")[0]
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def _trusted(address: Address, proxies: Tuple[Network, ...]) -> bool:
+    return any(address in network for network in proxies)
+
+
+def client_address(request: web.Request) -> str:
+    """Who is signing in, for the sign-in limits: the connection's peer, unless
+    the peer is a trusted proxy; then the rightmost X-Forwarded-For hop that
+    is not a trusted proxy (each proxy appends its own peer, so only the part
+    to the right of the first stranger was written by proxies we trust)."""
+    peer = _ip(request.remote or "")
+    if peer is None:
+        return request.remote or "-"
+    proxies = request.app[TRUSTED_PROXIES]
+    if not _trusted(peer, proxies):
+        return str(peer)
+    client = peer
+    hops = [hop for value in request.headers.getall("X-Forwarded-For", [])
+            for hop in value.split(",")]
+    for hop in reversed(hops):
+        address = _ip(hop)
+        if address is None:
+            break   # not an address: what is left of it cannot be trusted either
+        client = address
+        if not _trusted(address, proxies):
+            break
+    return str(client)
 
 
 def signed_in(request: web.Request) -> Optional[auth.SignedIn]:
@@ -228,6 +277,8 @@ def build_app(settings: Settings, clock: Clock = utc_now,
     app[CLOCK] = clock
     app[LIMITER] = limiter or auth.LoginLimiter()
     app[CLINIC_TZ] = _clinic_zone(settings)
+    app[TRUSTED_PROXIES] = tuple(ipaddress.ip_network(network)
+                                 for network in settings.review_trusted_proxies)
     app[TEMPLATES] = _templates(app[CLINIC_TZ])
     app.on_response_prepare.append(_security_headers)
     views.add_routes(app.router)

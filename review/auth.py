@@ -1,4 +1,5 @@
-"""Sign-in sessions, CSRF tokens and the sign-in rate limit of the review page.
+"""Sign-in sessions, CSRF tokens, known devices and the sign-in limits of the
+review page.
 
 The session cookie carries a random token; the database keeps only its
 sha256, so a copy of the database (a backup, a laptop) signs nobody in. A
@@ -9,22 +10,51 @@ disable` and a password change end every open session at once.
 Each session has its own CSRF token, put in every form as a hidden field and
 compared in constant time. The sign-in form, which comes before any session,
 uses a double-submit cookie instead.
+
+Sign-in limits. The policy: nobody can stop a nurse who knows her password
+from signing in on her usual device, and nobody gets more than a handful of
+guesses at a password from one place.
+
+- Client address: the connection's peer, or, only when the peer is one of
+  AFTERCARE_REVIEW_TRUSTED_PROXIES, the rightmost address in X-Forwarded-For
+  that is not itself a trusted proxy (review/app.py client_address). A header
+  from anyone else is ignored, so it cannot be used to pose as someone else.
+- Known device: after a successful sign-in the browser gets a long-lived
+  device cookie (HttpOnly, only sent to /login, 180 days) with a mark for that
+  account, a MAC keyed by the account's password hash (a new password voids
+  it). Up to four accounts per browser, for a shared clinic computer.
+- An attempt from a known device counts only against that device: 5 per 15
+  minutes. Failures anyone else causes, for the same account or from the same
+  address, never pause it.
+- Any other attempt counts against three limits, and is refused (429) when
+  one is used up: its account from its address, 5 per 15 minutes; its
+  account from anywhere, 20 per 15 minutes (guessing from many addresses);
+  its address for any account, 20 per hour (one client trying many accounts:
+  the longer pause falls only on that address).
+- A slot is taken before the password is checked (LoginLimiter.take) and only
+  a successful sign-in gives it back; it also clears the limit of its own
+  place (that account from that address, or that device).
+- Unknown email, wrong password and disabled account count and answer alike.
+  Only sha256 hashes of the keys are stored; nothing of an email or address.
 """
 from __future__ import annotations
 
 import hashlib
 import hmac
+import math
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Optional, Tuple
+from typing import List, Optional, Tuple, Union
 from urllib.parse import urlsplit
 
-from sqlalchemy import delete, select
+from sqlalchemy import case, delete, insert, literal, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from aftercare.staff import session_is_valid
-from aftercare.store.models import LoginFailure, Staff, StaffSession
+from aftercare.store.models import LoginLimit, Staff, StaffSession, UTCDateTime
 
 SESSION_COOKIE = "review_session"
 LOGIN_CSRF_COOKIE = "review_login_csrf"
@@ -34,6 +64,12 @@ TOKEN_MAX_CHARS = 128      # anything longer in a cookie or form is not one of o
 # then opens signed in. Cross-site POSTs still carry no cookie, and every POST
 # also needs the session's CSRF token.
 SAME_SITE = "Lax"
+DEVICE_COOKIE = "review_device"
+DEVICE_LIFETIME = timedelta(days=180)
+DEVICES_PER_BROWSER = 4
+DEVICE_COOKIE_MAX_CHARS = 1024
+DEVICE_MARK = re.compile(r"(?P<staff>[0-9]{1,18})\.(?P<issued>[0-9]{1,12})\."
+                         r"(?P<nonce>[A-Za-z0-9_-]{16,32})\.(?P<mac>[0-9a-f]{64})")
 
 
 def new_token() -> str:
@@ -120,55 +156,186 @@ def end_session(session: Session, token: str) -> None:
         session.execute(delete(StaffSession).where(StaffSession.token_hash == token_hash(token)))
 
 
-class LoginLimiter:
-    """Failed sign-ins in a sliding window, per email and per client address.
+# --- known devices ----------------------------------------------------------------
 
-    Per email it stops password guessing on one account; per address it stops
-    one client trying many emails. The address limit is higher because staff
-    behind one proxy or clinic router share an address, and a few typos
-    between them must not lock the whole clinic out. The failures are kept in
-    the database (only hashes of the email and address), so a restart of the
-    review process does not reset a guessing run.
+@dataclass(frozen=True)
+class DeviceMark:
+    """One account's mark in the device cookie: staff id, when it was issued
+    (Unix seconds), a random nonce and a MAC keyed by the account's password
+    hash, so only this server could have made it and a new password voids it."""
+    staff_id: int
+    issued: int
+    nonce: str
+    mac: str
+
+    def text(self) -> str:
+        return f"{self.staff_id}.{self.issued}.{self.nonce}.{self.mac}"
+
+
+def _device_mac(staff: Staff, issued: int, nonce: str) -> str:
+    key = hashlib.sha256(b"review-device\0" + staff.password_hash.encode("utf-8")).digest()
+    return hmac.new(key, f"{staff.id}.{issued}.{nonce}".encode("ascii"),
+                    hashlib.sha256).hexdigest()
+
+
+def _device_marks(cookie: Optional[str]) -> List[DeviceMark]:
+    """The well-formed marks in a device cookie (anything else is ignored)."""
+    if not cookie or len(cookie) > DEVICE_COOKIE_MAX_CHARS:
+        return []
+    marks = []
+    for part in cookie.split("~")[:DEVICES_PER_BROWSER]:
+        match = DEVICE_MARK.fullmatch(part)
+        if match:
+            marks.append(DeviceMark(int(match["staff"]), int(match["issued"]), match["nonce"],
+                                    match["mac"]))
+    return marks
+
+
+def known_device(staff: Optional[Staff], cookie: Optional[str], now: datetime) -> Optional[str]:
+    """The id of this browser for staff ("<staff id>.<nonce>"), if its device
+    cookie holds a valid, unexpired mark for that account; else None."""
+    if staff is None or staff.disabled_at is not None:
+        return None
+    moment = int(now.timestamp())
+    for mark in _device_marks(cookie):
+        if (mark.staff_id == staff.id
+                and moment - DEVICE_LIFETIME.total_seconds() < mark.issued <= moment + 300
+                and hmac.compare_digest(mark.mac, _device_mac(staff, mark.issued, mark.nonce))):
+            return f"{staff.id}.{mark.nonce}"
+    return None
+
+
+def remember_device(staff: Staff, cookie: Optional[str], now: datetime) -> str:
+    """The device cookie after staff signed in on this browser: a new mark for
+    staff, after the marks of up to three other accounts (a shared computer)."""
+    others = [m for m in _device_marks(cookie) if m.staff_id != staff.id]
+    issued = int(now.timestamp())
+    nonce = secrets.token_urlsafe(12)
+    mine = DeviceMark(staff.id, issued, nonce, _device_mac(staff, issued, nonce))
+    return "~".join(m.text() for m in others[-(DEVICES_PER_BROWSER - 1):] + [mine])
+
+
+# --- the sign-in limits -------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Limit:
+    kind: str
+    attempts: int
+    window: timedelta
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """A sign-in attempt holding one slot in each of its limits (keys); settle
+    it with LoginLimiter.succeeded() or failed(). own_key is the limit of the
+    place it came from (account and address, or the known device)."""
+    keys: Tuple[str, ...]
+    own_key: str
+    taken_at: datetime
+
+
+@dataclass(frozen=True)
+class Paused:
+    """Refused before the password was looked at: wait this many seconds."""
+    retry_after: int
+
+
+class LoginLimiter:
+    """The sign-in limits (the policy is in the module docstring).
+
+    take() reserves a slot in every limit that applies, in one transaction,
+    before the password is checked: a conditional UPDATE of the limit's row
+    (attempts < limit, or the window is over) either takes one or matches
+    nothing. SQLite then holds its write lock and PostgreSQL the row's lock
+    until the commit, so of any number of attempts arriving at once, in any
+    number of review processes, only as many as the limit get through to the
+    password check. Rows are taken in key order, so two attempts cannot
+    deadlock. A slot is given back only by a successful sign-in; a failure,
+    and a process that dies before settling, keep it used.
     """
 
-    def __init__(self, per_email: int = 5, per_address: int = 20,
-                 window: timedelta = timedelta(minutes=15)) -> None:
-        self.per_email = per_email
-        self.per_address = per_address
-        self.window = window
+    def __init__(self, per_account_address: int = 5, per_device: int = 5,
+                 per_account: int = 20, per_address: int = 20,
+                 window: timedelta = timedelta(minutes=15),
+                 address_window: timedelta = timedelta(hours=1)) -> None:
+        self.account_address = Limit("account-address", per_account_address, window)
+        self.device = Limit("device", per_device, window)
+        self.account = Limit("account", per_account, window)
+        self.address = Limit("address", per_address, address_window)
 
-    @staticmethod
-    def _email_key(email: str) -> str:
-        return _key_hash("email", email.strip().lower()[:320])
+    def _limits(self, email: str, address: str,
+                device: Optional[str]) -> Tuple[str, List[Tuple[str, Limit]]]:
+        account = email.strip().lower()[:320]
+        if device is not None:
+            own = (_key_hash("device", device), self.device)
+            return own[0], [own]
+        own = (_key_hash("account-address", f"{account}\0{address}"), self.account_address)
+        return own[0], [own, (_key_hash("account", account), self.account),
+                        (_key_hash("address", address), self.address)]
 
-    @staticmethod
-    def _address_key(address: str) -> str:
-        return _key_hash("address", address)
+    def take(self, session: Session, email: str, address: str, device: Optional[str],
+             now: datetime) -> Union[Attempt, Paused]:
+        """A slot in each limit for this attempt, or Paused if any is used up
+        (then none is taken). device: known_device() for this browser, or None."""
+        own_key, limits = self._limits(email, address, device)
+        frees = []
+        for key, limit in sorted(limits, key=lambda item: item[0]):
+            free_at = _take_slot(session, key, limit, now)
+            if free_at is not None:
+                frees.append(free_at)
+        if frees:
+            session.rollback()  # give back the slots taken in the other limits
+            return Paused(max(1, math.ceil((max(frees) - now).total_seconds())))
+        return Attempt(keys=tuple(key for key, _ in limits), own_key=own_key, taken_at=now)
 
-    def retry_after(self, session: Session, email: str, address: str,
-                    now: datetime) -> Optional[int]:
-        """Seconds until this email and address may try again, or None if they may now."""
-        waits = []
-        for key, limit in ((self._email_key(email), self.per_email),
-                           (self._address_key(address), self.per_address)):
-            times = session.execute(
-                select(LoginFailure.failed_at)
-                .where(LoginFailure.key_hash == key, LoginFailure.failed_at > now - self.window)
-                .order_by(LoginFailure.failed_at.desc()).limit(limit)).scalars().all()
-            if len(times) >= limit:
-                waits.append((times[-1] + self.window - now).total_seconds())
-        return max(1, int(max(waits)) + 1) if waits else None
+    def succeeded(self, session: Session, attempt: Attempt) -> None:
+        """The right password: its place starts afresh, and the other limits get
+        their slot back (a sign-in is not a failure). The address's and the
+        account's earlier failures stay counted, so one account that works
+        cannot reset a guessing run on others."""
+        table = LoginLimit.__table__
+        session.execute(delete(table).where(table.c.key_hash == attempt.own_key))
+        others = [key for key in attempt.keys if key != attempt.own_key]
+        if others:
+            session.execute(
+                update(table)
+                .where(table.c.key_hash.in_(others), table.c.attempts > 0,
+                       table.c.window_started_at <= literal(attempt.taken_at, UTCDateTime()))
+                .values(attempts=table.c.attempts - 1))
 
-    def failed(self, session: Session, email: str, address: str, now: datetime) -> None:
-        session.execute(delete(LoginFailure).where(LoginFailure.failed_at <= now - self.window))
-        session.add_all([LoginFailure(key_hash=self._email_key(email), failed_at=now),
-                         LoginFailure(key_hash=self._address_key(address), failed_at=now)])
+    def failed(self, session: Session, attempt: Attempt, now: datetime) -> None:
+        """The slot stays used; limits whose window is long over are dropped."""
+        table = LoginLimit.__table__
+        longest = max(self.account_address.window, self.device.window, self.account.window,
+                      self.address.window)
+        session.execute(delete(table).where(
+            table.c.window_started_at <= literal(now - longest, UTCDateTime())))
 
-    def succeeded(self, session: Session, email: str) -> None:
-        """The account's own count starts again; the address's does not, so one
-        valid account cannot be used to reset a guessing run on others."""
-        session.execute(delete(LoginFailure).where(
-            LoginFailure.key_hash == self._email_key(email)))
+
+def _take_slot(session: Session, key: str, limit: Limit, now: datetime) -> Optional[datetime]:
+    """Take one attempt from key's limit: None if taken, else when one frees up."""
+    table = LoginLimit.__table__
+    started = table.c.window_started_at
+    over = started <= literal(now - limit.window, UTCDateTime())
+    for _ in range(3):
+        taken = session.execute(
+            update(table)
+            .where(table.c.key_hash == key, or_(over, table.c.attempts < limit.attempts))
+            .values(attempts=case((over, 1), else_=table.c.attempts + 1),
+                    window_started_at=case((over, literal(now, UTCDateTime())), else_=started)))
+        if taken.rowcount:
+            return None
+        began = session.execute(select(started).where(table.c.key_hash == key)).scalar()
+        if began is not None:
+            return began + limit.window
+        try:
+            with session.begin_nested():
+                session.execute(insert(table).values(key_hash=key, window_started_at=now,
+                                                     attempts=1))
+            return None
+        except IntegrityError:
+            continue  # another process made the row in between: take from it
+    raise RuntimeError("a sign-in limit row kept changing under this attempt")
 
 
 def _key_hash(kind: str, value: str) -> str:

@@ -14,12 +14,13 @@ from urllib.parse import parse_qsl
 from aiohttp import web
 from sqlalchemy.orm import Session
 
-from aftercare.staff import PASSWORD_MAX, verify_password
+from aftercare.staff import PASSWORD_MAX, find_staff, verify_password
 from aftercare.store import escalations as store
 from aftercare.store.repository import StoreError
 from review import auth, queries
 from review.app import (
-    LIMITER, SETTINGS, clear_cookie, error_page, in_db, now, render, set_cookie, signed_in,
+    LIMITER, SETTINGS, clear_cookie, client_address, error_page, in_db, now, render, set_cookie,
+    signed_in,
 )
 from aftercare.answer_words import symptom_words
 from aftercare.protocol import ProtocolError, current_protocol
@@ -128,12 +129,25 @@ async def login_get(request: web.Request) -> web.StreamResponse:
     return _login_page(request, _login_csrf(request), next_path=next_path)
 
 
-def _sign_in(session: Session, email: str, password: str, hours: float, moment,
-             replacing: Optional[str]):
-    staff = verify_password(session, email, password)
+def _take_attempt(session: Session, limiter: auth.LoginLimiter, email: str, address: str,
+                  device_cookie: Optional[str], moment):
+    """A slot in the sign-in limits for this attempt (auth.Attempt), or auth.Paused."""
+    device = auth.known_device(find_staff(session, email), device_cookie, moment)
+    return limiter.take(session, email, address, device, moment)
+
+
+def _sign_in(session: Session, limiter: auth.LoginLimiter, attempt: auth.Attempt, email: str,
+             password: str, hours: float, moment, replacing: Optional[str],
+             device_cookie: Optional[str]):
+    """(session token, device cookie) if the password is right, else None; the
+    attempt is settled in the same transaction."""
+    staff = verify_password(session, email, password) if len(password) <= PASSWORD_MAX else None
     if staff is None:
+        limiter.failed(session, attempt, moment)
         return None
-    return auth.start_session(session, staff, moment, hours, replacing=replacing)
+    limiter.succeeded(session, attempt)
+    token, _ = auth.start_session(session, staff, moment, hours, replacing=replacing)
+    return token, auth.remember_device(staff, device_cookie, moment)
 
 
 async def login_post(request: web.Request) -> web.StreamResponse:
@@ -155,9 +169,12 @@ async def login_post(request: web.Request) -> web.StreamResponse:
                            error="Enter your email and your password.")
     moment = now(request)
     limiter = request.app[LIMITER]
-    address = request.remote or "-"
-    wait = await in_db(request, limiter.retry_after, email, address, moment)
-    if wait is not None:
+    device_cookie = request.cookies.get(auth.DEVICE_COOKIE)
+    # The slot is taken before the password is looked at (see review/auth.py).
+    attempt = await in_db(request, _take_attempt, limiter, email, client_address(request),
+                          device_cookie, moment)
+    if isinstance(attempt, auth.Paused):
+        wait = attempt.retry_after
         minutes = max(1, round(wait / 60))
         return _login_page(
             request, csrf, next_path=next_path, email=email, status=429,
@@ -166,20 +183,19 @@ async def login_post(request: web.Request) -> web.StreamResponse:
                    f"again in about {minutes} minute{'s' if minutes != 1 else ''}. If you "
                    f"have forgotten your password, ask whoever runs the clinic's system to "
                    f"set a new one (aftercare staff password)."))
-    result = None
-    if len(password) <= PASSWORD_MAX:
-        result = await in_db(request, _sign_in, email, password,
-                             request.app[SETTINGS].review_session_hours, moment,
-                             request.cookies.get(auth.SESSION_COOKIE))
+    result = await in_db(request, _sign_in, limiter, attempt, email, password,
+                         request.app[SETTINGS].review_session_hours, moment,
+                         request.cookies.get(auth.SESSION_COOKIE), device_cookie)
     if result is None:
-        await in_db(request, limiter.failed, email, address, moment)
         return _login_page(request, csrf, next_path=next_path, email=email, status=401,
                            error=LOGIN_FAILED)
-    await in_db(request, limiter.succeeded, email)
-    token, _ = result
+    token, device = result
     response = web.HTTPSeeOther(next_path)
     set_cookie(response, request, auth.SESSION_COOKIE, token,
                max_age=int(request.app[SETTINGS].review_session_hours * 3600))
+    # Strict and only for /login: it only ever matters to the sign-in form.
+    set_cookie(response, request, auth.DEVICE_COOKIE, device, path="/login",
+               max_age=int(auth.DEVICE_LIFETIME.total_seconds()), samesite="Strict")
     clear_cookie(response, request, auth.LOGIN_CSRF_COOKIE, path="/login")
     return response
 

@@ -208,18 +208,21 @@ class Staff(Base):
         return f"<Staff id={self.id}{' disabled' if self.disabled_at else ''}>"
 
 
-class LoginFailure(Base):
-    """A failed sign-in on the review page, counted per email and per client
-    address, so the sign-in limit holds across restarts. Only the sha256 of
-    "email:<address>" or "address:<ip>" is kept."""
-    __tablename__ = "login_failures"
+class LoginLimit(Base):
+    """One sign-in limit of the review page (an account from one address, one
+    address, one account, one known device): the sign-in attempts it has used
+    since its window began. Only the sha256 of its key is kept. An attempt
+    takes a slot with a conditional UPDATE of this row before the password is
+    checked, so the limit holds however many arrive at once, in any number of
+    review processes (review/auth.py)."""
+    __tablename__ = "login_limits"
 
-    id = Column(Integer, primary_key=True)
-    key_hash = Column(String(64), nullable=False, index=True)
-    failed_at = Column(UTCDateTime, nullable=False, index=True)
+    key_hash = Column(String(64), primary_key=True)
+    window_started_at = Column(UTCDateTime, nullable=False, index=True)
+    attempts = Column(Integer, nullable=False)
 
     def __repr__(self) -> str:
-        return f"<LoginFailure id={self.id}>"
+        return f"<LoginLimit attempts={self.attempts}>"
 
 
 class StaffSession(Base):
