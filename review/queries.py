@@ -2,7 +2,7 @@
 
 The pages get frozen dataclasses rather than ORM objects, so a template can
 never trigger a lazy load (or a write) after the session has closed, and each
-page's queries are in one place.
+page's queries are in one place. The escalation list's are in queue.py.
 """
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from sqlalchemy.orm import Session
 from aftercare.answer_words import answer_words
 from aftercare.checkin_status import CheckinLine, checkin_lines
 from aftercare.protocol import Protocol
-from aftercare.store import escalations as store
 from aftercare.store import tracker_events
 from aftercare.store.escalations import ReplyRoute, reply_route
 from aftercare.store.models import (
@@ -26,7 +25,6 @@ from aftercare.store.repository import (
     current_treatment, find_patient_by_sender, list_patients, patient_day,
 )
 
-RECENTLY_RESOLVED = 20
 CONVERSATION_LIMIT = 500   # newest messages shown; older ones are counted, not shown
 EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
@@ -63,12 +61,6 @@ class EscalationRow:
     note: Optional[str]
     sender_id: Optional[str]
     patient: Optional[PatientSummary]
-
-
-@dataclass(frozen=True)
-class Dashboard:
-    unresolved: List[EscalationRow]
-    resolved: List[EscalationRow]
 
 
 @dataclass(frozen=True)
@@ -192,16 +184,6 @@ def _escalation_row(session: Session, escalation: Escalation, now: datetime) -> 
         acknowledged_at=escalation.acknowledged_at, acknowledged_by=escalation.acknowledged_by,
         note=escalation.note, sender_id=escalation.sender_id,
         patient=patient_summary(patient, now) if patient is not None else None)
-
-
-def dashboard(session: Session, now: datetime) -> Dashboard:
-    """Unresolved escalations, most pressing first; then the latest resolved ones."""
-    unresolved = [_escalation_row(session, e, now) for e in store.open_escalations(session)]
-    query = (select(Escalation).where(Escalation.status == "resolved")
-             .order_by(Escalation.resolved_at.desc(), Escalation.id.desc())
-             .limit(RECENTLY_RESOLVED))
-    resolved = [_escalation_row(session, e, now) for e in session.execute(query).scalars()]
-    return Dashboard(unresolved=unresolved, resolved=resolved)
 
 
 def _report_row(report: SymptomReport) -> ReportRow:

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from aftercare.staff import PASSWORD_MAX, find_staff, verify_password
 from aftercare.store import escalations as store
 from aftercare.store.repository import StoreError
-from review import auth, queries
+from review import auth, queries, queue
 from review.app import (
     LIMITER, SETTINGS, clear_cookie, client_address, error_page, in_db, now, render, set_cookie,
     signed_in,
@@ -218,8 +218,16 @@ async def logout_post(request: web.Request) -> web.StreamResponse:
 # --- escalations ------------------------------------------------------------
 
 async def dashboard(request: web.Request) -> web.Response:
-    data = await in_db(request, queries.dashboard, now(request))
-    return render(request, "dashboard.html", {"data": data})
+    """The escalation queue; filters and page from the query string (bad values
+    give the defaults)."""
+    filters = queue.QueueFilters.parse(request.query)
+    staff = signed_in(request)
+    realert, protocol_error = queue.realert_minutes(request.app[SETTINGS].protocol_path)
+    data = await in_db(request, queue.load, filters, staff.email if staff else "", realert,
+                       now(request))
+    return render(request, "dashboard.html", {
+        "queue": data, "f": data.filters, "protocol_error": protocol_error,
+        "levels": queue.LEVEL_ORDER, "statuses": queue.STATUS_CHOICES})
 
 
 def _id(request: web.Request) -> int:

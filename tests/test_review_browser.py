@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterator
 
@@ -24,11 +25,12 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support import expected_conditions
+from selenium.webdriver.support.select import Select
 from selenium.webdriver.support.wait import WebDriverWait
 from sqlalchemy import select
 
 from aftercare.settings import PROJECT_ROOT
-from aftercare.store import db, repository
+from aftercare.store import db, escalations as store, repository
 from aftercare.store.models import Escalation, EscalationEvent
 from tests.review_harness import (
     PASSWORD, PATIENT_NAME, SCRIPT_TEXT, TRIGGER_TEXT, OffsetClock, add_scene,
@@ -148,7 +150,7 @@ def test_sign_in_read_the_transcript_add_a_note_and_resolve(browser: WebDriver, 
     sign_in(browser, site)
     assert browser.current_url == site.base + "/"
 
-    rows = browser.find_elements(By.CSS_SELECTOR, "#open-table tbody tr")
+    rows = browser.find_elements(By.CSS_SELECTOR, "#queue-table tbody tr")
     assert [r.get_attribute("data-escalation") for r in rows] == [
         str(site.escalation_id), str(site.routine_id)]
     first = rows[0]
@@ -219,3 +221,104 @@ def test_a_disabled_account_is_signed_out_at_the_next_page(browser: WebDriver, s
     browser.get(f"{site.base}/patients")
     assert browser.current_url == f"{site.base}/login?next=/patients"
     assert PATIENT_NAME not in browser.page_source
+
+
+# --- phone and desktop width: the list, an escalation and a patient -------------------
+
+PHONE, DESKTOP = 390, 1280
+LONG_WORD = "Aaaaaaaaaaaaaaaaaaaaaahhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhhh!!!"
+
+
+def set_width(browser: WebDriver, width: int, height: int = 900) -> None:
+    """The page laid out at width CSS pixels, as a phone (width 390) or a desktop
+    browser shows it (DevTools' device metrics; the window itself may not go
+    that narrow)."""
+    browser.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+        "width": width, "height": height, "deviceScaleFactor": 1, "mobile": width < 600})
+
+
+def sideways(browser: WebDriver) -> tuple[int, int]:
+    """(document width, window width): equal or less means no sideways scrolling.
+    execute_script runs in the driver, not in the page, so the CSP does not apply."""
+    return tuple(browser.execute_script(
+        "return [document.documentElement.scrollWidth, window.innerWidth]"))
+
+
+def screenshot_at(browser: WebDriver, width: int, name: str) -> Path:
+    """The whole page at width, saved in results/screenshots/."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    height = browser.execute_script("return document.documentElement.scrollHeight")
+    set_width(browser, width, max(800, min(int(height), 8000)))
+    path = SCREENSHOTS / name
+    assert browser.save_screenshot(str(path))
+    set_width(browser, width)
+    return path
+
+
+@pytest.fixture(scope="module")
+def wide(site: Site) -> dict:
+    """A patient with a long name, words with no place to break, an acknowledged and
+    an overdue escalation: what makes a narrow page scroll sideways."""
+    scene = add_scene(site.url, name="Maximiliana Featherstonehaugh-Cholmondeley",
+                      sender_id="tg-3905", level="emergency")
+    with db.session_scope(site.url) as session:
+        escalation = session.get(Escalation, scene.escalation_id)
+        escalation.created_at = escalation.created_at - timedelta(minutes=45)
+        acked = repository.record_escalation(
+            session, patient_id=scene.patient_id, sender_id=scene.sender_id,
+            message=f"{LONG_WORD} the cheek is hot, https://example.org/{'x' * 80}",
+            level="urgent", reason=f"spreading redness; {LONG_WORD}", day=2)
+        acked.created_at = datetime.now(timezone.utc) - timedelta(minutes=30)
+        store.acknowledge(session, acked.id, "telegram:99 Sam Lee",
+                          datetime.now(timezone.utc) - timedelta(minutes=12))
+        store.add_note(session, acked.id, EMAIL, f"Rang twice {LONG_WORD}",
+                       datetime.now(timezone.utc))
+    return {"list": "/", "escalation": f"/escalations/{acked.id}",
+            "patient": f"/patients/{scene.patient_id}"}
+
+
+def test_list_escalation_and_patient_fit_a_phone_and_a_desktop(browser: WebDriver, site: Site,
+                                                              wide: dict):
+    sign_in(browser, site)
+    for width in (PHONE, DESKTOP):
+        set_width(browser, width)
+        for name, path in wide.items():
+            browser.get(site.base + path)
+            assert browser.find_element(By.TAG_NAME, "h1").text, name
+            document_width, window_width = sideways(browser)
+            assert window_width == width, (name, width)
+            assert document_width <= window_width, (
+                f"{name} at {width} px scrolls sideways: {document_width} px wide")
+            shot = screenshot_at(browser, width, f"review_{name}_{width}.png")
+            assert shot.stat().st_size > 5_000
+            assert_no_alert(browser)
+
+
+def test_on_a_phone_the_list_is_cards_with_buttons_to_tap(browser: WebDriver, site: Site,
+                                                        wide: dict):
+    sign_in(browser, site)
+    set_width(browser, PHONE)
+    browser.get(site.base + "/")
+    rows = browser.find_elements(By.CSS_SELECTOR, "#queue-table tbody tr")
+    assert len(rows) >= 2
+    for row in rows:
+        assert row.value_of_css_property("display") == "block"
+        link = row.find_element(By.CSS_SELECTOR, "a.open-link")
+        assert link.size["height"] >= 44 and link.size["width"] >= PHONE * 0.6
+    assert "Acknowledged by Sam Lee (Telegram), 12 min ago" in browser.find_element(
+        By.ID, "queue-table").text
+    for control in browser.find_elements(By.CSS_SELECTOR, "#queue-filters button, "
+                                                          "#queue-filters select, #q"):
+        assert control.size["height"] >= 44
+    overdue = browser.find_elements(By.CSS_SELECTOR, "#queue-table tr.overdue")
+    assert overdue and "overdue" in overdue[0].text.lower()
+    # A filter is a plain GET form: choose a level, press Show.
+    Select(browser.find_element(By.ID, "level")).select_by_value("urgent")
+    click_and_wait(browser, browser.find_element(By.CSS_SELECTOR, "#queue-filters button"))
+    assert "level=urgent" in browser.current_url
+    levels = {r.find_element(By.CSS_SELECTOR, ".level").text
+              for r in browser.find_elements(By.CSS_SELECTOR, "#queue-table tbody tr")}
+    assert levels == {"urgent"}
+    set_width(browser, DESKTOP)
+    row = browser.find_element(By.CSS_SELECTOR, "#queue-table tbody tr")
+    assert row.value_of_css_property("display") == "table-row"
