@@ -167,7 +167,8 @@ def wait_until_healthy(services: list[Service], timeout: float = 180) -> None:
                 pending.remove(service)
         if pending and time.monotonic() > deadline:
             names = ", ".join(s.name for s in pending)
-            raise ServiceError(f"{names} not ready after {timeout:.0f} s; see var/log/")
+            logs = ", ".join(sorted({str(s.log_path.parent) for s in pending}))
+            raise ServiceError(f"{names} not ready after {timeout:.0f} s; see {logs}")
         time.sleep(0.2)
 
 

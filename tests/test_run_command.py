@@ -1,10 +1,12 @@
 """`aftercare run` with a Telegram token: Rasa, the action server and the bot
 start together, Ctrl-C stops all three, and a dead service is never restarted
-silently. Runs the real command in a subprocess against the fake Telegram server."""
+silently. Runs the real command in a subprocess against the fake Telegram server.
+Without a token, it says where its logs really are."""
 from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -27,8 +29,6 @@ RASA_PORT, ACTIONS_PORT, REVIEW_PORT = free_port(), free_port(), free_port()
 
 
 def _port_open(port: int) -> bool:
-    import socket
-
     with socket.socket() as probe:
         probe.settimeout(0.2)
         return probe.connect_ex(("127.0.0.1", port)) == 0
@@ -131,3 +131,27 @@ def test_a_dead_review_page_stops_everything_loudly(tmp_path):
     assert process.returncode == 2, output
     assert "review stopped" in output
     assert not _port_open(RASA_PORT) and not _port_open(ACTIONS_PORT)
+
+
+def test_run_says_where_its_logs_really_are(tmp_path):
+    """AFTERCARE_LOG_DIR is where the logs go, and what `aftercare run` prints.
+    The review page's port is taken, so the command stops at once, naming its log."""
+    log_dir = tmp_path / "elsewhere"
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        env = {key: value for key, value in os.environ.items() if key != "TELEGRAM_TOKEN"}
+        env.update({"TELEGRAM_TOKEN": "", "AFTERCARE_LOG_DIR": str(log_dir),
+                    "AFTERCARE_DATABASE_URL": f"sqlite:///{tmp_path / 'aftercare.db'}",
+                    "RASA_URL": f"http://127.0.0.1:{free_port()}",
+                    "ACTION_SERVER_URL": f"http://127.0.0.1:{free_port()}/webhook",
+                    "AFTERCARE_REVIEW_PORT": str(taken.getsockname()[1])})
+        result = subprocess.run([str(Path(sys.executable).parent / "aftercare"), "run"],
+                                cwd=PROJECT_ROOT, env=env, stdin=subprocess.DEVNULL,
+                                capture_output=True, text=True, timeout=300)
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert f"(logs in {log_dir}) ..." in output
+    assert f"see {log_dir / 'review.log'}" in output
+    assert "var/log" not in output
+    assert (log_dir / "review.log").is_file()

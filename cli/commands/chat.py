@@ -63,7 +63,7 @@ def _run(args: argparse.Namespace) -> int:
         raise CommandError("--demo-hours must be 0 or more")
     ensure_demo_patient(hours)
     print("Starting the action server, the Rasa server and the staff review page "
-          "(logs in var/log/) ...")
+          f"(logs in {settings.log_dir}) ...")
     try:
         with running_services(settings):
             print_review_hint(settings)
