@@ -5,7 +5,8 @@
 
 post_init starts the check-in service and the staff relay once the bot is
 connected; post_stop stops them before the application shuts down, so Ctrl-C
-ends cleanly.
+ends cleanly. Updates come through SkippingBot (bot/polling.py), so one update
+the library cannot parse does not hold up the others.
 """
 from __future__ import annotations
 
@@ -16,12 +17,15 @@ from typing import AsyncIterator, Optional
 
 from telegram import BotCommand, Update
 from telegram.ext import AIORateLimiter, Application, ApplicationBuilder
+from telegram.request import HTTPXRequest
 
 from aftercare.settings import Settings
 from aftercare.store import db
 from bot.checkin_service import CheckinService
 from bot.context import BotContext, Clock, utc_now
 from bot.handlers import add_handlers
+from bot.logs import protect_telegram_logs
+from bot.polling import SkippingBot
 from bot.rasa import RasaClient
 from bot.staff_relay import StaffRelay
 
@@ -29,6 +33,8 @@ logger = logging.getLogger(__name__)
 
 # Overall pace Telegram allows a bot, spread evenly (no bursts to be refused).
 MESSAGES_PER_SECOND = 30
+# Connections for API calls, and the one for long polling (ApplicationBuilder's defaults).
+CONNECTION_POOL_SIZE = 256
 COMMANDS = [
     BotCommand("help", "What I can do and how to reach the clinic"),
     BotCommand("stop", "Pause check-in messages"),
@@ -46,14 +52,18 @@ def build_application(settings: Settings, *, clock: Clock = utc_now,
     if not settings.telegram_token:
         raise ConfigurationError("TELEGRAM_TOKEN is not set")
     db.migrate(settings.database_url)
+    protect_telegram_logs()
+    bot = SkippingBot(
+        token=settings.telegram_token, base_url=settings.telegram_base_url,
+        base_file_url=settings.telegram_base_file_url,
+        request=HTTPXRequest(connection_pool_size=CONNECTION_POOL_SIZE),
+        get_updates_request=HTTPXRequest(connection_pool_size=1),
+        rate_limiter=AIORateLimiter(overall_max_rate=1,
+                                    overall_time_period=1 / MESSAGES_PER_SECOND,
+                                    max_retries=3))
     application = (
         ApplicationBuilder()
-        .token(settings.telegram_token)
-        .base_url(settings.telegram_base_url)
-        .base_file_url(settings.telegram_base_file_url)
-        .rate_limiter(AIORateLimiter(overall_max_rate=1,
-                                     overall_time_period=1 / MESSAGES_PER_SECOND,
-                                     max_retries=3))
+        .bot(bot)
         .concurrent_updates(concurrent_updates)
         .post_init(_post_init)
         .post_stop(_post_stop)

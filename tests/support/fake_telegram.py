@@ -133,6 +133,7 @@ class FakeTelegramServer:
         self._messages: dict[tuple[int, int], dict[str, Any]] = {}  # (chat, id) -> Message JSON
         self._chats: dict[int, dict[str, Any]] = {}
         self._updates: list[dict[str, Any]] = []  # pending, not yet confirmed by an offset
+        self._fetched: collections.Counter[int] = collections.Counter()  # update_id -> answers
         self._allowed_updates: list[str] | None = None
         self._files: dict[str, tuple[str, bytes]] = {}  # file_id -> (file_path, content)
         self._commands: dict[str, list[Any]] = {}
@@ -348,6 +349,8 @@ class FakeTelegramServer:
             assert woken is not None
             with self._lock:
                 batch = self._pending(offset)[:limit]
+                if batch:
+                    self._fetched.update(u.get("update_id") for u in batch)
             remaining = deadline - self._loop.time()
             if batch or remaining <= 0 or self._stopping:
                 return batch
@@ -621,7 +624,8 @@ class FakeTelegramServer:
 
     # ------------------------------------------------------------------ test helpers: updates
     def push_update(self, raw: dict[str, Any]) -> int:
-        """Queue a raw Update (``update_id`` is assigned if missing); returns its update_id."""
+        """Queue a raw Update (``update_id`` is assigned if missing); returns its update_id.
+        It is sent as it is, so it may be one the library cannot parse."""
         with self._lock:
             update = dict(raw)
             update.setdefault("update_id", next(self._update_ids))
@@ -734,6 +738,11 @@ class FakeTelegramServer:
         """Current state of a message (after edits), as Telegram JSON."""
         with self._lock:
             return self._messages.get((chat_id, message_id))
+
+    def times_fetched(self, update_id: int) -> int:
+        """How many getUpdates answers carried this update."""
+        with self._lock:
+            return self._fetched[update_id]
 
     @property
     def pending_updates(self) -> list[dict[str, Any]]:
