@@ -33,6 +33,8 @@ logger = logging.getLogger(__name__)
 
 # Overall pace Telegram allows a bot, spread evenly (no bursts to be refused).
 MESSAGES_PER_SECOND = 30
+# How often the bot looks for edits of the protocol and the red-flag signs.
+FILE_CHECK_SECONDS = 2.0
 # Connections for API calls, and the one for long polling (ApplicationBuilder's defaults).
 CONNECTION_POOL_SIZE = 256
 COMMANDS = [
@@ -79,7 +81,8 @@ def build_application(settings: Settings, *, clock: Clock = utc_now,
 
 async def _post_init(application: Application) -> None:
     ctx: BotContext = application.bot_data["ctx"]
-    _ = ctx.net  # load the safety net now, not on the first message that needs it
+    # Load the safety net now, not on the first message that needs it.
+    await asyncio.to_thread(lambda: ctx.net)
     try:
         await application.bot.set_my_commands(COMMANDS)
     except Exception as exc:  # a nicety; the bot works without the menu
@@ -91,11 +94,24 @@ async def _post_init(application: Application) -> None:
     relay = StaffRelay(ctx, application.bot)
     application.bot_data["staff_relay"] = relay
     await relay.start()
+    application.bot_data["file_watch"] = asyncio.create_task(_watch_files(ctx),
+                                                             name="file-watch")
     services = application.bot_data.get("services")
     if services:
         application.bot_data["watchdog"] = asyncio.create_task(
             _watch(application, services), name="service-watchdog")
     logger.info("bot @%s ready", application.bot.username)
+
+
+async def _watch_files(ctx: BotContext) -> None:
+    """Notice edits of the protocol and the red-flag signs soon, so the new net
+    is usually built before the next message that needs it."""
+    while True:
+        await asyncio.sleep(FILE_CHECK_SECONDS)
+        try:
+            await asyncio.to_thread(ctx.nets.refresh)   # may re-read the protocol
+        except Exception as exc:  # a file being replaced; looked at again next time
+            logger.warning("could not check the safety files: %s", type(exc).__name__)
 
 
 async def _watch(application: Application, services: list) -> None:
@@ -113,9 +129,10 @@ async def _watch(application: Application, services: list) -> None:
 
 
 async def _post_stop(application: Application) -> None:
-    watchdog: Optional[asyncio.Task] = application.bot_data.pop("watchdog", None)
-    if watchdog is not None:
-        watchdog.cancel()
+    for name in ("watchdog", "file_watch"):
+        task: Optional[asyncio.Task] = application.bot_data.pop(name, None)
+        if task is not None:
+            task.cancel()
     relay: Optional[StaffRelay] = application.bot_data.get("staff_relay")
     if relay is not None:
         await relay.stop()

@@ -1,8 +1,17 @@
 """What the bot's handlers and check-in workers share: settings, the protocol,
-the database, the Rasa client, the safety net and a clock."""
+the database, the Rasa client, the safety net and a clock.
+
+When clinic/protocol.yml or the red-flag signs file changes, the new safety
+net is built in a thread of its own (it takes seconds) while the old one
+keeps answering, and swapped in when ready. An edit that does not load
+(invalid YAML, a wrong field) keeps the previous protocol and net, and the
+error, naming the file, is logged once per version of the file.
+"""
 from __future__ import annotations
 
 import asyncio
+import logging
+import threading
 import time
 from collections import defaultdict, deque
 from contextlib import asynccontextmanager
@@ -13,7 +22,7 @@ from typing import AsyncIterator, Callable, Optional, TypeVar
 
 from sqlalchemy.orm import Session
 
-from aftercare.protocol import Protocol, current_protocol
+from aftercare.protocol import Protocol, ProtocolError, current_protocol
 from aftercare.safety import RedFlagNet
 from aftercare.settings import Settings
 from aftercare.store import db
@@ -22,6 +31,7 @@ from bot.responses import BotText, render
 
 T = TypeVar("T")
 Clock = Callable[[], datetime]
+logger = logging.getLogger(__name__)
 
 
 def utc_now() -> datetime:
@@ -42,17 +52,118 @@ def chat_for_sender(sender_id: str) -> Optional[int]:
         return None
 
 
-_nets: dict[tuple, RedFlagNet] = {}
+def _file_version(path: Path) -> tuple[int, int]:
+    try:
+        stat = path.stat()
+    except OSError:
+        return (0, -1)
+    return (stat.st_mtime_ns, stat.st_size)
 
 
-def _net_for(path: Path, protocol: Protocol) -> RedFlagNet:
-    """One net per patterns file version and protocol in the process (building
-    one takes seconds); rebuilt when either changes."""
-    key = (str(path), path.stat().st_mtime, id(protocol))
-    if key not in _nets:
-        _nets.clear()
-        _nets[key] = RedFlagNet.from_file(path, protocol)
-    return _nets[key]
+class ProtocolKeeper:
+    """The clinic's protocol, re-read when the file changes; a version that does
+    not load keeps the last good one (start-up still fails on a bad file)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._good: Optional[Protocol] = None
+        self._bad_version: Optional[tuple[int, int]] = None
+        self._lock = threading.Lock()
+
+    def get(self) -> Protocol:
+        version = _file_version(self.path)
+        if self._good is not None and version == self._bad_version:
+            return self._good
+        try:
+            protocol = current_protocol(self.path)
+        except (ProtocolError, OSError) as exc:
+            if self._good is None:
+                raise
+            with self._lock:
+                if self._bad_version != version:
+                    self._bad_version = version
+                    logger.error("the clinic protocol %s did not load; the previous version "
+                                 "stays in use until it is fixed: %s", self.path, exc)
+            return self._good
+        self._good = protocol
+        return protocol
+
+
+class NetKeeper:
+    """The red-flag net for the current signs file and protocol. Asking for it
+    never waits for a rebuild (after the first build): a change starts one in
+    a background thread, and the old net answers until the new one is ready."""
+
+    def __init__(self, path: Path, protocol: Callable[[], Protocol]) -> None:
+        self.path = path
+        self._protocol = protocol
+        self._net: Optional[RedFlagNet] = None
+        self._key: Optional[tuple] = None
+        self._failed_key: Optional[tuple] = None
+        self._lock = threading.Lock()
+        self._building: Optional[threading.Thread] = None
+
+    @property
+    def building(self) -> bool:
+        return self._building is not None
+
+    def _wanted(self) -> tuple[tuple, Protocol]:
+        protocol = self._protocol()
+        return (_file_version(self.path), id(protocol)), protocol
+
+    def get(self) -> RedFlagNet:
+        if self._net is None:
+            with self._lock:
+                if self._net is None:   # the first build: nothing else to answer with
+                    key, protocol = self._wanted()
+                    self._net, self._key = RedFlagNet.from_file(self.path, protocol), key
+            return self._net
+        self.refresh()
+        return self._net
+
+    def refresh(self) -> bool:
+        """Start a rebuild if the files changed since the net was built; True if
+        one is under way."""
+        key, protocol = self._wanted()
+        with self._lock:
+            if self._building is not None:
+                return True
+            if self._net is None or key in (self._key, self._failed_key):
+                return False
+            self._building = threading.Thread(target=self._rebuild, args=(key, protocol),
+                                              name="red-flag-net", daemon=True)
+            self._building.start()
+            return True
+
+    def _rebuild(self, key: tuple, protocol: Protocol) -> None:
+        started = time.monotonic()
+        try:
+            net = RedFlagNet.from_file(self.path, protocol)
+        except Exception as exc:   # a broken edit: keep answering with the old net
+            logger.error("the red-flag signs %s did not load; the previous net stays in use "
+                         "until it is fixed: %s", self.path, exc)
+            with self._lock:
+                self._failed_key, self._building = key, None
+            return
+        with self._lock:
+            self._net, self._key, self._building = net, key, None
+        logger.info("red-flag net rebuilt from %s in %.1f s", self.path,
+                    time.monotonic() - started)
+
+
+_keepers: dict[tuple[Path, Path], tuple[ProtocolKeeper, NetKeeper]] = {}
+_keepers_lock = threading.Lock()
+
+
+def keepers_for(protocol_path: Path, patterns_path: Path) -> tuple[ProtocolKeeper, NetKeeper]:
+    """One protocol and one net per pair of files in the process (a net takes
+    seconds to build): every context of the same files shares them."""
+    with _keepers_lock:
+        key = (Path(protocol_path), Path(patterns_path))
+        if key not in _keepers:
+            protocols = ProtocolKeeper(key[0])
+            _keepers[key] = (protocols, NetKeeper(key[1], protocols.get))
+        return _keepers[key]
 
 
 class FloodGuard:
@@ -116,14 +227,20 @@ class BotContext:
     flood: FloodGuard = field(default_factory=FloodGuard)
     _locks: dict[int, asyncio.Lock] = field(default_factory=lambda: defaultdict(asyncio.Lock))
     _paces: dict[int, ChatPace] = field(default_factory=lambda: defaultdict(ChatPace))
+    protocols: ProtocolKeeper = field(init=False)
+    nets: NetKeeper = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.protocols, self.nets = keepers_for(self.settings.protocol_path,
+                                                self.settings.red_flag_patterns_path)
 
     @property
     def protocol(self) -> Protocol:
-        return current_protocol(self.settings.protocol_path)
+        return self.protocols.get()
 
     @property
     def net(self) -> RedFlagNet:
-        return _net_for(self.settings.red_flag_patterns_path, self.protocol)
+        return self.nets.get()
 
     def now(self) -> datetime:
         return self.clock()
