@@ -2,7 +2,9 @@
 as child processes.
 
 Used by `aftercare run`, the end-to-end tests and the benchmarks, so they all
-start the product the same way. Output goes to log files under var/log/.
+start the product the same way. Output goes to log files under var/log/
+(AFTERCARE_LOG_DIR). A service that died can be started again the same way
+(Service.respawn); the bot's supervisor does that (bot/supervisor.py).
 """
 from __future__ import annotations
 
@@ -16,9 +18,9 @@ import time
 import urllib.error
 import urllib.request
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator, Optional
 
 from aftercare.settings import PROJECT_ROOT, Settings
 
@@ -38,6 +40,18 @@ class Service:
     process: subprocess.Popen
     health_url: str
     log_path: Path
+    # How it was started, so it can be started again the same way.
+    args: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+    # Run once it answers its health check, before it counts as ready (warm-up).
+    after_start: Optional[Callable[[], None]] = None
+
+    def respawn(self) -> None:
+        """Start the service again with the same command, environment and log
+        (appended to). Call it from the main thread: the child is told to stop
+        when the thread that started it ends (see _die_with_parent)."""
+        self.stop(timeout=5)
+        self.process = _popen(self.args, self.env, self.log_path)
 
     def is_healthy(self) -> bool:
         try:
@@ -95,14 +109,18 @@ def _die_with_parent() -> None:
     libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
+def _popen(args: list[str], env: dict, log_path: Path) -> subprocess.Popen:
+    with open(log_path, "ab") as log:  # the child keeps its own copy of the file
+        return subprocess.Popen(args, cwd=PROJECT_ROOT, env=env, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True,
+                                preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+
+
 def _spawn(name: str, args: list[str], env: dict, health_url: str, log_dir: Path) -> Service:
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}.log"
-    log = open(log_path, "ab")
-    process = subprocess.Popen(args, cwd=PROJECT_ROOT, env=env, stdout=log,
-                               stderr=subprocess.STDOUT, start_new_session=True,
-                               preexec_fn=_die_with_parent if sys.platform == "linux" else None)
-    return Service(name=name, process=process, health_url=health_url, log_path=log_path)
+    return Service(name=name, process=_popen(args, env, log_path), health_url=health_url,
+                   log_path=log_path, args=list(args), env=dict(env))
 
 
 def start_action_server(settings: Settings, log_dir: Path) -> Service:
@@ -124,12 +142,14 @@ def start_action_server(settings: Settings, log_dir: Path) -> Service:
 def start_rasa_server(settings: Settings, log_dir: Path, model: Path | None = None,
                       endpoints: Path = PROJECT_ROOT / "endpoints.yml") -> Service:
     port = _port(settings.rasa_url)
-    return _spawn("rasa-server",
-                  [sys.executable, "-m", "aftercare.rasa_server", "run",
-                   "--model", str(model or model_path()),
-                   "--enable-api", "--port", port, "--interface", "127.0.0.1",
-                   "--endpoints", str(endpoints), "--credentials", "credentials.yml"],
-                  service_env(settings), f"http://127.0.0.1:{port}/status", log_dir)
+    service = _spawn("rasa-server",
+                     [sys.executable, "-m", "aftercare.rasa_server", "run",
+                      "--model", str(model or model_path()),
+                      "--enable-api", "--port", port, "--interface", "127.0.0.1",
+                      "--endpoints", str(endpoints), "--credentials", "credentials.yml"],
+                     service_env(settings), f"http://127.0.0.1:{port}/status", log_dir)
+    service.after_start = lambda: warm_up_rasa(settings)
+    return service
 
 
 def review_url(settings: Settings) -> str:

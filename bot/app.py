@@ -5,8 +5,10 @@
 
 post_init starts the check-in service and the staff relay once the bot is
 connected; post_stop stops them before the application shuts down, so Ctrl-C
-ends cleanly. Updates come through SkippingBot (bot/polling.py), so one update
-the library cannot parse does not hold up the others.
+ends cleanly. With the child services in bot_data["services"] (`aftercare
+run`), a supervisor restarts any of them that dies while the bot stays up
+(bot/supervisor.py). Updates come through SkippingBot (bot/polling.py), so
+one update the library cannot parse does not hold up the others.
 """
 from __future__ import annotations
 
@@ -28,6 +30,7 @@ from bot.logs import protect_telegram_logs
 from bot.polling import SkippingBot
 from bot.rasa import RasaClient
 from bot.staff_relay import StaffRelay
+from bot.supervisor import Backoff, ServiceNotices, Supervisor
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +53,8 @@ class ConfigurationError(RuntimeError):
 
 
 def build_application(settings: Settings, *, clock: Clock = utc_now,
-                      checkin_rate: float = 28, concurrent_updates: int = 64) -> Application:
+                      checkin_rate: float = 28, concurrent_updates: int = 64,
+                      restart_backoff: Backoff = Backoff()) -> Application:
     if not settings.telegram_token:
         raise ConfigurationError("TELEGRAM_TOKEN is not set")
     db.migrate(settings.database_url)
@@ -75,6 +79,7 @@ def build_application(settings: Settings, *, clock: Clock = utc_now,
     ctx = BotContext(settings=settings, rasa=RasaClient(settings.rasa_url), clock=clock)
     application.bot_data["ctx"] = ctx
     application.bot_data["checkin_rate"] = checkin_rate
+    application.bot_data["restart_backoff"] = restart_backoff
     add_handlers(application)
     return application
 
@@ -94,12 +99,15 @@ async def _post_init(application: Application) -> None:
     relay = StaffRelay(ctx, application.bot)
     application.bot_data["staff_relay"] = relay
     await relay.start()
-    application.bot_data["file_watch"] = asyncio.create_task(_watch_files(ctx),
-                                                             name="file-watch")
+    tasks = [asyncio.create_task(_watch_files(ctx), name="file-watch")]
     services = application.bot_data.get("services")
     if services:
-        application.bot_data["watchdog"] = asyncio.create_task(
-            _watch(application, services), name="service-watchdog")
+        notices = ServiceNotices(ctx.rasa, relay, lambda: ctx.protocol.clinic.phone)
+        supervisor = Supervisor(services, notices,
+                                backoff=application.bot_data["restart_backoff"])
+        application.bot_data["supervisor"] = supervisor
+        tasks.append(asyncio.create_task(supervisor.run(), name="service-supervisor"))
+    application.bot_data["background_tasks"] = tasks
     logger.info("bot @%s ready", application.bot.username)
 
 
@@ -114,25 +122,9 @@ async def _watch_files(ctx: BotContext) -> None:
             logger.warning("could not check the safety files: %s", type(exc).__name__)
 
 
-async def _watch(application: Application, services: list) -> None:
-    """If Rasa or the action server dies, stop everything, loudly: a supervisor
-    (or the person at the terminal) restarts the product, nothing is hidden."""
-    while True:
-        for service in services:
-            if service.process.poll() is not None:
-                logger.error("%s stopped (exit status %s); see %s. Stopping the bot.",
-                             service.name, service.process.returncode, service.log_path)
-                application.bot_data["failed_service"] = service.name
-                application.stop_running()
-                return
-        await asyncio.sleep(1)
-
-
 async def _post_stop(application: Application) -> None:
-    for name in ("watchdog", "file_watch"):
-        task: Optional[asyncio.Task] = application.bot_data.pop(name, None)
-        if task is not None:
-            task.cancel()
+    for task in application.bot_data.pop("background_tasks", []):
+        task.cancel()
     relay: Optional[StaffRelay] = application.bot_data.get("staff_relay")
     if relay is not None:
         await relay.stop()

@@ -1,5 +1,12 @@
 """An async client for the Rasa server: patient messages through the REST
-channel, check-ins and enrolment through trigger_intent (external events)."""
+channel, check-ins and enrolment through trigger_intent (external events).
+
+While the supervisor knows Rasa or the action server is down or restarting
+(`available` is False), every call fails at once with RasaUnavailable, so
+patients get the degraded answer instead of a wait or a half answer: Rasa
+without its action server still sends some replies, even "I have told the
+clinic", but the custom actions that record escalations and answer for the
+patient's day do not run."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -35,6 +42,7 @@ def _replies(messages: list[dict[str, Any]]) -> list[Reply]:
 class RasaClient:
     def __init__(self, base_url: str, timeout: float = 30) -> None:
         self._base_url = base_url.rstrip("/")
+        self.available = True
         self._client = httpx.AsyncClient(
             timeout=timeout, limits=httpx.Limits(max_connections=64, max_keepalive_connections=32))
 
@@ -42,6 +50,8 @@ class RasaClient:
         await self._client.aclose()
 
     async def _post(self, path: str, payload: dict[str, Any]) -> Any:
+        if not self.available:
+            raise RasaUnavailable("the assistant is down or restarting")
         try:
             response = await self._client.post(f"{self._base_url}{path}", json=payload)
             response.raise_for_status()

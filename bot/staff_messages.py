@@ -155,3 +155,41 @@ def reply_sent(view: AlertView, parts: int) -> str:
 def reply_failed(view: AlertView, why: str) -> str:
     return (f"❗ Your reply to {view.who} (escalation #{view.id}) could not be delivered: "
             f"{why}. Please phone them.")
+
+
+# --- the assistant's own health (bot/supervisor.py) -----------------------------
+
+SERVICE_PARTS = {
+    "rasa-server": "the Rasa server (reads the messages)",
+    "action-server": "the action server (writes the answers)",
+    "review": "the staff review page",
+}
+DEGRADED_HEADING = "🛠 ASSISTANT DEGRADED"
+BACK_HEADING = "✅ ASSISTANT BACK"
+
+
+def _parts(names: list[str]) -> str:
+    return " and ".join(SERVICE_PARTS.get(name, name) for name in names)
+
+
+def assistant_degraded(down: list[str], clinic_phone: str) -> str:
+    return (f"{DEGRADED_HEADING}: {_parts(down)} stopped; it is being restarted "
+            "automatically.\nMeanwhile patients still get the bot's own red-flag check: "
+            "a red flag gets its safety message and an alert here, as usual. Any other "
+            f"message gets a reply with the clinic's number ({clinic_phone}) and is kept as "
+            "unanswered on the review page. Check-ins wait until the assistant is back.")
+
+
+def assistant_back(parts: list[str]) -> str:
+    return (f"{BACK_HEADING}: {_parts(parts)} running again; patients get the assistant's "
+            "answers again. Messages kept as unanswered meanwhile are on the review page.")
+
+
+def review_down() -> str:
+    return (f"🛠 REVIEW PAGE DOWN: {_parts(['review'])} stopped; it is being restarted "
+            "automatically. Patients are not affected, and alerts, buttons and /reply keep "
+            "working here.")
+
+
+def review_back() -> str:
+    return f"✅ REVIEW PAGE BACK: {_parts(['review'])} is running again."

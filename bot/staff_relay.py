@@ -15,7 +15,9 @@ member pressed a button):
 4. replies queued by staff (from the group or the review page) → sent to the
    patient, marked as from the clinic;
 5. resolved escalations → the closure is posted, and a handed-off patient is
-   told the assistant is back.
+   told the assistant is back;
+6. notices about the assistant itself (degraded while a server restarts, and
+   back), queued by the supervisor in memory and kept until posted.
 
 Because the work comes from the database, an escalation written by the
 action server, by the bot's own net or on the review page is never missed,
@@ -26,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections import deque
 from typing import Optional
 from zoneinfo import ZoneInfo
 
@@ -46,6 +49,7 @@ POLL_SECONDS = 2.0
 # Telegram refuses photo uploads over 10 MB: bigger ones go as a document.
 PHOTO_UPLOAD_LIMIT = 10 * 1024 * 1024
 MISCONFIGURED_LOG_EVERY = 300.0
+MAX_PENDING_NOTICES = 50
 
 
 class StaffRelay:
@@ -58,6 +62,7 @@ class StaffRelay:
         self._lock = asyncio.Lock()
         self._stopping = False
         self._last_chat_error = -MISCONFIGURED_LOG_EVERY
+        self._notices: deque[str] = deque(maxlen=MAX_PENDING_NOTICES)
 
     @property
     def staff_chat(self) -> Optional[int]:
@@ -108,7 +113,7 @@ class StaffRelay:
         """One pass over every step; a failing step is logged and retried next pass."""
         async with self._lock:
             for step in (self._post_alerts, self._post_reminders, self._notify_handoffs,
-                         self._send_replies, self._post_closures):
+                         self._send_replies, self._post_closures, self._post_notices):
                 try:
                     await step()
                 except Exception as exc:  # keep relaying: the next pass retries
@@ -252,6 +257,24 @@ class StaffRelay:
                 return
             await self.ctx.db(lambda s, i=view.id: alerts.mark_reminded(s, i, now))
             logger.info("reminder %s for escalation %s (%s)", count, view.id, view.level)
+
+    def queue_notice(self, text: str) -> None:
+        """A notice for the staff group about the assistant itself. Posted on the
+        next pass; if posting fails it stays queued and is tried again."""
+        self._notices.append(text)
+        self.wake()
+
+    async def _post_notices(self) -> None:
+        if self.staff_chat is None:
+            self._notices.clear()
+            return
+        while self._notices:
+            try:
+                await self.bot.send_message(self.staff_chat, self._notices[0])
+            except (Forbidden, BadRequest) as exc:
+                self._chat_unusable(exc)
+                return
+            self._notices.popleft()
 
     # --- what staff decisions mean for the patient --------------------------
 

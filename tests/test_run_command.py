@@ -1,7 +1,8 @@
 """`aftercare run` with a Telegram token: Rasa, the action server and the bot
-start together, Ctrl-C stops all three, and a dead service is never restarted
-silently. Runs the real command in a subprocess against the fake Telegram server.
-Without a token, it says where its logs really are."""
+start together, Ctrl-C stops all three, and a dead service is restarted while
+the bot stays up, with a notice in the staff group each way. Runs the real
+command in a subprocess against the fake Telegram server. Without a token, it
+says where its logs really are."""
 from __future__ import annotations
 
 import os
@@ -93,44 +94,55 @@ def test_ctrl_c_stops_the_bot_rasa_and_the_action_server(tmp_path):
     assert SECRET_WORDS not in logs and TOKEN not in logs
 
 
-def test_a_dead_service_stops_everything_loudly(tmp_path):
+def _child_pids(process: subprocess.Popen, pattern: str) -> list[int]:
+    found = subprocess.run(["pgrep", "-P", str(process.pid), "-f", pattern],
+                           capture_output=True, text=True).stdout.split()
+    return [int(pid) for pid in found]
+
+
+def _wait_for_staff(telegram: FakeTelegramServer, heading: str, timeout: float = 180) -> str:
+    deadline = time.monotonic() + timeout
+    while True:
+        texts = [m.text for m in telegram.sent_messages(STAFF_CHAT)
+                 if m.text and m.text.startswith(heading)]
+        if texts:
+            return texts[0]
+        assert time.monotonic() < deadline, f"no {heading!r} in the staff group"
+        time.sleep(0.2)
+
+
+def test_dead_services_are_restarted_while_the_bot_stays_up(tmp_path):
     with FakeTelegramServer(token=TOKEN) as telegram:
         process = _start(tmp_path, telegram)
         try:
             _wait_for_polling(process, telegram)
-            pids = subprocess.run(["pgrep", "-f", f"actions.actions --port {ACTIONS_PORT}"],
-                                  capture_output=True, text=True).stdout.split()
-            assert pids
-            for pid in pids:
-                os.kill(int(pid), signal.SIGKILL)
+            (actions,) = _child_pids(process, f"[-]-port {ACTIONS_PORT}")
+            (review,) = _child_pids(process, "python.*-m review")
+            os.kill(actions, signal.SIGKILL)
+            os.kill(review, signal.SIGKILL)
+            degraded = _wait_for_staff(telegram, "🛠 ASSISTANT DEGRADED")
+            assert "action server" in degraded
+            _wait_for_staff(telegram, "🛠 REVIEW PAGE DOWN")
+            _wait_for_staff(telegram, "✅ ASSISTANT BACK")
+            _wait_for_staff(telegram, "✅ REVIEW PAGE BACK")
+            assert process.poll() is None and _port_open(ACTIONS_PORT) and _port_open(REVIEW_PORT)
+            assert _child_pids(process, f"[-]-port {ACTIONS_PORT}") != [actions]
+            telegram.push_message(1002, "when can I wear makeup?")
+            (reply,) = telegram.wait_for_messages(1002, 1, timeout=30)
+            assert not reply.text.startswith("Sorry, I can't answer right now")
+            os.killpg(process.pid, signal.SIGINT)
             output, _ = process.communicate(timeout=60)
         finally:
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGKILL)
     output = output.decode()
-    assert process.returncode == 2, output
-    assert "action-server stopped" in output
-    assert not _port_open(RASA_PORT)
-
-
-def test_a_dead_review_page_stops_everything_loudly(tmp_path):
-    """The review page is one of the watched services like the other two."""
-    with FakeTelegramServer(token=TOKEN) as telegram:
-        process = _start(tmp_path, telegram)
-        try:
-            _wait_for_polling(process, telegram)
-            pids = subprocess.run(["pgrep", "-P", str(process.pid), "-f", "python.*-m review"],
-                                  capture_output=True, text=True).stdout.split()
-            assert len(pids) == 1
-            os.kill(int(pids[0]), signal.SIGKILL)
-            output, _ = process.communicate(timeout=60)
-        finally:
-            if process.poll() is None:
-                os.killpg(process.pid, signal.SIGKILL)
-    output = output.decode()
-    assert process.returncode == 2, output
-    assert "review stopped" in output
+    assert process.returncode == 0, output
     assert not _port_open(RASA_PORT) and not _port_open(ACTIONS_PORT)
+    assert not _port_open(REVIEW_PORT)
+    logs = _logs(tmp_path, output)
+    assert (f"action-server stopped (exit status -9); see "
+            f"{tmp_path / 'log' / 'action-server.log'}") in logs
+    assert f"review stopped (exit status -9); see {tmp_path / 'log' / 'review.log'}" in logs
 
 
 def test_run_says_where_its_logs_really_are(tmp_path):
