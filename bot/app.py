@@ -31,6 +31,7 @@ from bot.polling import SkippingBot
 from bot.rasa import RasaClient
 from bot.staff_relay import StaffRelay
 from bot.supervisor import Backoff, ServiceNotices, Supervisor
+from bot.update_order import ChatOrderedUpdateProcessor
 
 logger = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ def build_application(settings: Settings, *, clock: Clock = utc_now,
     application = (
         ApplicationBuilder()
         .bot(bot)
-        .concurrent_updates(concurrent_updates)
+        .concurrent_updates(ChatOrderedUpdateProcessor(concurrent_updates))
         .post_init(_post_init)
         .post_stop(_post_stop)
         .post_shutdown(_post_shutdown)
