@@ -10,14 +10,14 @@ from __future__ import annotations
 
 from datetime import datetime
 from functools import lru_cache
-from typing import List, Optional
+from typing import Iterable, List, Optional
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from aftercare.store.models import EMAIL_MAX, Staff, StaffSession
+from aftercare.store.models import EMAIL_MAX, STAFF_ROLES, Staff, StaffSession
 from aftercare.store.repository import StoreError, _check_aware
 
 PASSWORD_MIN = 12
@@ -90,13 +90,51 @@ def staff_for_telegram(session: Session, telegram_user_id: int) -> Optional[Staf
     return staff if staff is not None and staff.disabled_at is None else None
 
 
-def add_staff(session: Session, email: str, password: str) -> Staff:
-    """A new account; an email that exists already (in any case) is refused."""
+def parse_roles(roles: Iterable[str]) -> str:
+    """Roles as stored: "nurse,author" or ["author", "nurse"] -> "author,nurse".
+    StoreError for an unknown role or none at all."""
+    if isinstance(roles, str):
+        roles = [roles]
+    chosen = set()
+    for entry in roles:
+        if not isinstance(entry, str):
+            raise StoreError("roles must be text")
+        chosen |= {part.strip().lower() for part in entry.split(",") if part.strip()}
+    unknown = chosen - set(STAFF_ROLES)
+    if unknown:
+        raise StoreError(f"unknown role {', '.join(sorted(unknown))!r}; the roles are "
+                         f"{', '.join(STAFF_ROLES)}")
+    if not chosen:
+        raise StoreError(f"give at least one role ({', '.join(STAFF_ROLES)})")
+    return ",".join(sorted(chosen))
+
+
+def roles_of(staff: Staff) -> frozenset[str]:
+    return frozenset(part for part in (staff.roles or "").split(",") if part)
+
+
+def has_role(staff: Staff, role: str) -> bool:
+    return role in roles_of(staff)
+
+
+def set_roles(session: Session, email: str, roles: Iterable[str]) -> Staff:
+    """Replace the account's roles."""
+    staff = get_staff(session, email)
+    staff.roles = parse_roles(roles)
+    session.flush()
+    return staff
+
+
+def add_staff(session: Session, email: str, password: str,
+              roles: Iterable[str] = ("nurse",)) -> Staff:
+    """A new account (a nurse unless told otherwise); an email that exists
+    already (in any case) is refused."""
     email = normalise_email(email)
     check_password(password)
+    stored_roles = parse_roles(roles)
     if find_staff(session, email) is not None:
         raise StoreError(f"a staff account for {email} exists already")
-    staff = Staff(email=email, password_hash=_hasher.hash(password))
+    staff = Staff(email=email, password_hash=_hasher.hash(password), roles=stored_roles)
     session.add(staff)
     session.flush()
     staff.sessions_valid_after = staff.created_at

@@ -177,14 +177,15 @@ def test_cli_add_with_password_stdin_and_list(url: str, capsys: pytest.CaptureFi
     code, out, err = run(capsys, "staff", "add", "Nurse@Clinic.example",
                          "--password-stdin", "--telegram-user-id", "555")
     assert code == 0, err
-    assert out == "Added staff account 1: nurse@clinic.example, linked to Telegram user 555.\n"
+    assert out == ("Added staff account 1: nurse@clinic.example (nurse), linked to Telegram "
+                   "user 555.\n")
     assert PASSWORD not in out + err
     assert _verify(url, "nurse@clinic.example", PASSWORD) is not None
 
     code, out, _ = run(capsys, "staff", "list")
     header, row = out.splitlines()
-    assert header.split() == ["ID", "EMAIL", "TELEGRAM", "STATUS", "ADDED"]
-    assert row.split()[:4] == ["1", "nurse@clinic.example", "555", "active"]
+    assert header.split() == ["ID", "EMAIL", "ROLES", "TELEGRAM", "STATUS", "ADDED"]
+    assert row.split()[:5] == ["1", "nurse@clinic.example", "nurse", "555", "active"]
     assert "argon2" not in out
 
 

@@ -57,7 +57,7 @@ def test_migrate_is_idempotent_and_at_head(url: str) -> None:
     with db.make_engine(url).connect() as connection:
         revision = MigrationContext.configure(connection).get_current_revision()
     assert revision == ScriptDirectory.from_config(db.alembic_config(url)).get_current_head()
-    assert revision == "0007"
+    assert revision == "0008"
 
 
 def test_migrate_does_not_depend_on_working_directory(

@@ -6,11 +6,12 @@ Datetimes are stored as naive UTC and always come back as aware UTC
 from __future__ import annotations
 
 from datetime import datetime, timezone
+from itertools import combinations
 from typing import Optional
 
 from sqlalchemy import (
-    BigInteger, Boolean, CheckConstraint, Column, DateTime, ForeignKey, Integer, LargeBinary,
-    MetaData, String, Text, UniqueConstraint,
+    BigInteger, Boolean, CheckConstraint, Column, DateTime, Float, ForeignKey, Index, Integer,
+    LargeBinary, MetaData, String, Text, UniqueConstraint,
 )
 from sqlalchemy.orm import declarative_base, relationship
 from sqlalchemy.types import TypeDecorator
@@ -28,6 +29,16 @@ PHOTO_STATUSES = ("awaiting_consent", "kept")
 DELIVERY_STATUSES = ("due", "claimed", "sending", "sent", "skipped", "failed", "uncertain")
 STAFF_POST_KINDS = ("alert", "reminder", "photo", "reply_prompt", "patient", "closure")
 REPLY_STATUSES = ("pending", "sent", "failed")
+STAFF_ROLES = ("author", "nurse")   # author: the authoring inbox; nurse: patients and alerts
+# Why a message is in the authoring inbox (aftercare/authoring/capture.py).
+INBOX_REASONS = ("fallback", "low_confidence", "misunderstood", "nurse_flagged", "net_disagreed")
+INBOX_STATUSES = ("new", "labelled", "not_useful", "exported")
+# What the inbox can list: "open" is new or labelled (not exported, not set aside).
+INBOX_STATUS_FILTERS = ("open", *INBOX_STATUSES, "all")
+INTENT_MAX = 64
+# Staff.roles holds a sorted, comma-separated, non-empty set of STAFF_ROLES.
+STAFF_ROLE_SETS = tuple(sorted(",".join(combo) for n in range(1, len(STAFF_ROLES) + 1)
+                               for combo in combinations(STAFF_ROLES, n)))
 NAME_MAX = 200
 PHONE_MAX = 16
 
@@ -90,6 +101,9 @@ class Patient(Base):
     photo_consent = Column(Boolean, nullable=True)  # None: not asked yet
     # For staff to call: "+" and up to 15 digits, or digits as given (PHONE_MAX).
     phone = Column(String(PHONE_MAX), nullable=True)
+    # May their messages be used to improve the assistant (the authoring inbox)?
+    # None: not asked yet, which counts as no.
+    improve_consent = Column(Boolean, nullable=True)
 
     treatments = relationship(
         "Treatment", back_populates="patient", order_by="Treatment.treated_at",
@@ -194,7 +208,10 @@ class Staff(Base):
     issued before sessions_valid_after are void (disabling moves it on).
     """
     __tablename__ = "staff"
-    __table_args__ = (CheckConstraint("email = lower(email)", name="email_lower"),)
+    __table_args__ = (
+        CheckConstraint("email = lower(email)", name="email_lower"),
+        CheckConstraint(_in("roles", STAFF_ROLE_SETS), name="roles"),
+    )
 
     id = Column(Integer, primary_key=True)
     email = Column(String(EMAIL_MAX), nullable=False, unique=True)
@@ -203,6 +220,8 @@ class Staff(Base):
     disabled_at = Column(UTCDateTime, nullable=True)
     created_at = Column(UTCDateTime, nullable=False, default=utc_now)
     sessions_valid_after = Column(UTCDateTime, nullable=False, default=utc_now)
+    # What the account is for: STAFF_ROLES, sorted and comma-separated (aftercare/staff.py).
+    roles = Column(String(32), nullable=False, default="nurse", server_default="nurse")
 
     def __repr__(self) -> str:  # no email, never the hash
         return f"<Staff id={self.id}{' disabled' if self.disabled_at else ''}>"
@@ -404,3 +423,71 @@ class Erasure(Base):
 
     def __repr__(self) -> str:
         return f"<Erasure patient={self.former_patient_id}>"
+
+
+class InboxItem(Base):
+    """A patient message worth a look for the content authors, de-identified.
+
+    Only messages of patients who agreed (Patient.improve_consent) are kept;
+    `text` and `answer` are the masked forms, never the patient's own words.
+    `intent`/`runner_up` are the classifier's best two readings (when it fell
+    back, the assistant asked instead of acting on `intent`). `capture_key` is
+    a hash of the chat and Rasa's message id, so a message is kept once.
+    """
+    __tablename__ = "inbox_items"
+    __table_args__ = (
+        CheckConstraint(_in("status", INBOX_STATUSES), name="status"),
+        Index("ix_inbox_items_status_received", "status", "received_at"),
+        Index("ix_inbox_items_intent_received", "intent", "received_at"),
+    )
+
+    id = Column(Integer, primary_key=True)
+    capture_key = Column(String(64), nullable=False, unique=True)
+    patient_id = Column(
+        Integer, ForeignKey("patients.id", ondelete="CASCADE"), nullable=False, index=True)
+    sender_id = Column(String(255), nullable=False, index=True)
+    received_at = Column(UTCDateTime, nullable=False, index=True)
+    day = Column(Integer, nullable=True)
+    text = Column(Text, nullable=False)
+    intent = Column(String(INTENT_MAX), nullable=True)
+    confidence = Column(Float, nullable=True)
+    runner_up = Column(String(INTENT_MAX), nullable=True)
+    runner_up_confidence = Column(Float, nullable=True)
+    net_level = Column(String(16), nullable=True)       # the red-flag net's level, None: none
+    answer = Column(Text, nullable=True)                # None until the next turn shows it
+    status = Column(String(16), nullable=False, default="new")
+    label_intent = Column(String(INTENT_MAX), nullable=True)
+    label_text = Column(Text, nullable=True)            # the author's shortened text
+    labelled_by = Column(Integer, ForeignKey("staff.id", ondelete="SET NULL"), nullable=True)
+    labelled_via = Column(String(ACTOR_MAX), nullable=True)   # "review", "cli:<os user>"
+    labelled_at = Column(UTCDateTime, nullable=True)
+    exported_at = Column(UTCDateTime, nullable=True)
+    captured_at = Column(UTCDateTime, nullable=False, default=utc_now)
+
+    reasons = relationship(
+        "InboxReason", back_populates="item", order_by="InboxReason.reason",
+        cascade="all, delete-orphan", passive_deletes=True, lazy="selectin",
+    )
+
+    def __repr__(self) -> str:  # no text: even masked, it is a patient's message
+        return f"<InboxItem id={self.id} {self.status}>"
+
+
+class InboxReason(Base):
+    """One reason an inbox item is there; staff_id: the nurse who flagged it."""
+    __tablename__ = "inbox_reasons"
+    __table_args__ = (
+        CheckConstraint(_in("reason", INBOX_REASONS), name="reason"),
+        Index("ix_inbox_reasons_reason_item", "reason", "item_id"),
+    )
+
+    item_id = Column(Integer, ForeignKey("inbox_items.id", ondelete="CASCADE"),
+                     primary_key=True)
+    reason = Column(String(24), primary_key=True)
+    staff_id = Column(Integer, ForeignKey("staff.id", ondelete="SET NULL"), nullable=True)
+    added_at = Column(UTCDateTime, nullable=False, default=utc_now)
+
+    item = relationship("InboxItem", back_populates="reasons")
+
+    def __repr__(self) -> str:
+        return f"<InboxReason item={self.item_id} {self.reason}>"

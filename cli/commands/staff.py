@@ -30,8 +30,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add.add_argument("email", help="the staff member's email (their sign-in name)")
     add.add_argument("--telegram-user-id", type=int, metavar="N",
                      help="their Telegram user id, for staff commands and alert buttons")
+    _role_option(add, "nurse (the default)")
     _password_stdin_option(add)
     add.set_defaults(handler=_add)
+
+    roles = actions.add_parser(
+        "roles", help="set what an account is for (nurse, author or both)",
+        description="Replace a staff account's roles: nurse (patients, alerts, the review "
+                    "page) and author (the content authors' inbox).")
+    roles.add_argument("email")
+    _role_option(roles, "required", required=True)
+    roles.set_defaults(handler=_roles)
 
     listing = actions.add_parser("list", help="list staff accounts",
                                  description="List staff accounts (never passwords).")
@@ -54,6 +63,20 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     password.add_argument("email")
     _password_stdin_option(password)
     password.set_defaults(handler=_password)
+
+
+def _role_option(parser: argparse.ArgumentParser, default: str, required: bool = False) -> None:
+    parser.add_argument(
+        "--role", action="append", metavar="ROLE", required=required,
+        help=f"{' or '.join(accounts.STAFF_ROLES)}; repeat it or write \"nurse,author\" "
+             f"for both ({default})")
+
+
+def _roles_given(values: list[str] | None) -> str:
+    try:
+        return accounts.parse_roles(values or ["nurse"])
+    except StoreError as exc:
+        raise CommandError(str(exc)) from None
 
 
 def _password_stdin_option(parser: argparse.ArgumentParser) -> None:
@@ -90,18 +113,32 @@ def _read_password(args: argparse.Namespace) -> str:
 
 def _add(args: argparse.Namespace) -> int:
     email = _email(args.email)
+    roles = _roles_given(args.role)
     with _session() as session:
         if accounts.find_staff(session, email) is not None:
             raise CommandError(f"a staff account for {_printable(email)} exists already")
     password = _read_password(args)
     with _session() as session:
-        account = accounts.add_staff(session, email, password)
+        account = accounts.add_staff(session, email, password, roles=[roles])
         if args.telegram_user_id is not None:
             accounts.link_telegram(session, email, args.telegram_user_id)
         staff_id = account.id
     linked = (f", linked to Telegram user {args.telegram_user_id}"
               if args.telegram_user_id is not None else "")
-    print(f"Added staff account {staff_id}: {_printable(email)}{linked}.")
+    print(f"Added staff account {staff_id}: {_printable(email)} ({_role_words(roles)}){linked}.")
+    return 0
+
+
+def _role_words(roles: str) -> str:
+    return " and ".join(roles.split(","))
+
+
+def _roles(args: argparse.Namespace) -> int:
+    email = _email(args.email)
+    roles = _roles_given(args.role)
+    with _session() as session:
+        accounts.set_roles(session, email, [roles])
+    print(f"{_printable(email)} is now: {_role_words(roles)}.")
     return 0
 
 
@@ -115,7 +152,7 @@ def _email(email: str) -> str:
 def _list(args: argparse.Namespace) -> int:
     tz = _clinic_zone_or_utc()
     with _session() as session:
-        rows = [(str(s.id), _printable(s.email),
+        rows = [(str(s.id), _printable(s.email), s.roles,
                  str(s.telegram_user_id) if s.telegram_user_id is not None else "-",
                  f"disabled {s.disabled_at.astimezone(tz):%Y-%m-%d}" if s.disabled_at
                  else "active",
@@ -124,7 +161,7 @@ def _list(args: argparse.Namespace) -> int:
     if not rows:
         print("No staff accounts yet. Add one with: aftercare staff add EMAIL")
         return 0
-    print(_table(("ID", "EMAIL", "TELEGRAM", "STATUS", "ADDED"), rows))
+    print(_table(("ID", "EMAIL", "ROLES", "TELEGRAM", "STATUS", "ADDED"), rows))
     return 0
 
 
