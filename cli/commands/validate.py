@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import argparse
 import re
-import warnings
+from pathlib import Path
 
 from aftercare.protocol import ProtocolError, load_protocol
+from aftercare.rasa_data import BUTTON_ONLY_INTENTS, EXTERNAL_INTENT_PREFIX, rasa_validation
 from aftercare.settings import PROJECT_ROOT, get_settings
 from cli.main import CommandError
 
@@ -23,9 +24,7 @@ _UNUSED = re.compile(r"The utterance '(?P<name>[^']+)' is not used in any story 
 _NO_EXAMPLES = re.compile(
     r"The intent '(?P<name>[^']+)' is listed in the domain file, but is not found in the NLU "
     r"training data")
-EXTERNAL_INTENT_PREFIX = "EXTERNAL_"  # Rasa's convention for intents sent by trigger_intent
-# Intents only a button sends (a payload such as "/confirm_warning_signs"): no examples.
-BUTTON_ONLY_INTENTS = frozenset({"confirm_warning_signs"})
+DATA_DIR = PROJECT_ROOT / "data"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -34,39 +33,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(handler=_validate)
 
 
-def _rasa_warnings() -> tuple[bool, list[str], set[str]]:
-    from rasa.shared.importers.importer import TrainingDataImporter
-    from rasa.validator import Validator
-
-    importer = TrainingDataImporter.load_from_config(
-        config_path=str(PROJECT_ROOT / "config.yml"),
-        domain_path=str(PROJECT_ROOT / "domain.yml"),
-        training_data_paths=[str(PROJECT_ROOT / "data")])
-    from rasa.cli.utils import _validate_domain, _validate_story_structure
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        validator = Validator.from_importer(importer)
-        # The same checks as `rasa data validate`; NLU warnings are judged below.
-        ok = all([
-            _validate_domain(validator),
-            validator.verify_nlu(ignore_warnings=True),
-            _validate_story_structure(validator, None, fail_on_warnings=True),
-        ])
-    messages = [str(w.message) for w in caught
-                if issubclass(w.category, UserWarning) and not _expected_by_rasa(w)]
-    return ok, messages, set(validator.domain.responses)
-
-
-def _expected_by_rasa(warning: warnings.WarningMessage) -> bool:
-    """Warnings Rasa itself filters out in its own commands."""
-    from rasa.utils.common import EXPECTED_WARNINGS
-
-    return any(issubclass(warning.category, category) and re.match(pattern, str(warning.message))
-               for category, pattern in EXPECTED_WARNINGS)
-
-
-def _validate(args: argparse.Namespace) -> int:
+def data_problems(data_dir: Path = DATA_DIR) -> tuple[list[str], int]:
+    """Everything `aftercare validate` finds wrong with the assistant's data when
+    its training data is data_dir (the export of the authoring inbox checks a
+    copy this way before writing), and how many responses the domain has."""
     from actions.answers import responses_sent_by_actions
     from bot.responses import BOT_RESPONSES
 
@@ -76,9 +46,10 @@ def _validate(args: argparse.Namespace) -> int:
         raise CommandError(str(exc)) from None
     sent_by_actions = responses_sent_by_actions(protocol)
     sent_by_bot = set(BOT_RESPONSES)
-    ok, messages, domain_responses = _rasa_warnings()
-    problems = [] if ok else ["Rasa's validator found errors (see above)"]
-    for message in messages:
+    rasa = rasa_validation(data_dir, PROJECT_ROOT / "domain.yml", PROJECT_ROOT / "config.yml")
+    domain_responses = rasa.responses
+    problems = [] if rasa.ok else ["Rasa's validator found errors (see above)"]
+    for message in rasa.warnings:
         unused = _UNUSED.search(message)
         if unused and unused.group("name") in sent_by_actions | sent_by_bot:
             continue
@@ -87,13 +58,19 @@ def _validate(args: argparse.Namespace) -> int:
                             or no_examples.group("name") in BUTTON_ONLY_INTENTS):
             continue
         problems.append(message.strip())
-    problems += [f"an action can send '{name}', but domain.yml has no such response"
-                 for name in sorted(sent_by_actions - domain_responses)]
-    problems += [f"the Telegram bot sends '{name}' (bot/responses.py), but domain.yml has no "
-                 f"such response" for name in sorted(sent_by_bot - domain_responses)]
+    if rasa.responses:
+        problems += [f"an action can send '{name}', but domain.yml has no such response"
+                     for name in sorted(sent_by_actions - domain_responses)]
+        problems += [f"the Telegram bot sends '{name}' (bot/responses.py), but domain.yml has "
+                     f"no such response" for name in sorted(sent_by_bot - domain_responses)]
+    return problems, len(domain_responses)
+
+
+def _validate(args: argparse.Namespace) -> int:
+    problems, responses = data_problems()
     for problem in problems:
         print(f"validate: {problem}")
     if problems:
         raise CommandError(f"{len(problems)} problem(s) in the assistant's data")
-    print(f"validate: OK ({len(domain_responses)} responses, every Rasa check passed)")
+    print(f"validate: OK ({responses} responses, every Rasa check passed)")
     return 0
