@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from abc import ABCMeta, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -20,7 +21,9 @@ from actions.answers import (
     opening_note,
 )
 from actions.context import AssistantContext, PatientView, default_context
+from aftercare.authoring.capture import capture_turn, load_misunderstood
 from aftercare.dates import DateParseError, parse_treatment_time
+from aftercare.privacy import default_deidentifier
 from aftercare.recovery import recovery_day
 from aftercare.safety.escalation import escalate_red_flag
 from aftercare.safety.triage import LEVEL_ORDER, max_level, triage
@@ -115,8 +118,27 @@ class ActionSafetyCheck(ContextAction):
             return [SlotSet("red_flag_level", None)]  # sent by the bot: no patient words
         ctx = self.context()
         patient = ctx.patient(tracker.sender_id)
-        return check_and_escalate(ctx, dispatcher, tracker.sender_id, patient, text, intent,
-                                  confidence)
+        events = check_and_escalate(ctx, dispatcher, tracker.sender_id, patient, text, intent,
+                                    confidence)
+        capture_for_authors(ctx, tracker)
+        return events
+
+
+def capture_for_authors(ctx: AssistantContext, tracker: Tracker) -> None:
+    """Keep the message for the content authors' inbox when it is worth a look
+    (aftercare/authoring/capture.py). Never in the patient's way: any failure
+    is logged by its kind only and the turn goes on."""
+    try:
+        settings = ctx.settings
+        phrases = load_misunderstood(settings.inbox_misunderstood_path)
+        with ctx.session() as session:
+            capture_turn(session, sender_id=tracker.sender_id,
+                         parse_data=tracker.latest_message or {}, events=tracker.events or [],
+                         net_level=lambda words, day: ctx.net.assess(words, day).level,
+                         threshold=settings.inbox_confidence_threshold, phrases=phrases,
+                         now=ctx.now())
+    except Exception as exc:  # noqa: BLE001 - the patient's answer matters more
+        logger.warning("authoring inbox: capture failed (%s)", type(exc).__name__)
 
 
 def check_and_escalate(ctx: AssistantContext, dispatcher: CollectingDispatcher, sender_id: str,
@@ -630,6 +652,10 @@ def _warm_up() -> None:
     ctx.net.assess("warm-up", None)
     with ctx.session():
         pass
+    # The inbox's de-identification takes seconds to build: in the background,
+    # so the server is ready as soon as before.
+    threading.Thread(target=default_deidentifier, name="deidentify-warm-up",
+                     daemon=True).start()
 
 
 if os.environ.get("AFTERCARE_WARM_UP") == "1":

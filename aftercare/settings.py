@@ -55,6 +55,12 @@ class Settings:
     # only with a token, which Rasa then sends with every call (endpoints.yml).
     action_server_host: str = "127.0.0.1"
     action_server_token: str | None = None
+    # The authoring inbox (aftercare/authoring/): a message the assistant
+    # answered with less confidence than this is kept for the content authors;
+    # the phrases that say it misunderstood; where `inbox export` writes.
+    inbox_confidence_threshold: float = 0.5
+    inbox_misunderstood_path: Path = PROJECT_ROOT / "data" / "authoring" / "misunderstood.yml"
+    inbox_export_dir: Path = PROJECT_ROOT / "data" / "nlu" / "conversations"
 
 
 class SettingsError(ValueError):
@@ -84,6 +90,17 @@ def _positive(value: str, name: str) -> float:
         number = -1.0
     if not number > 0:
         raise SettingsError(f"{name} must be a positive number, got {value!r}")
+    return number
+
+
+def _fraction(value: str, name: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        number = -1.0
+    if not 0 < number <= 1:
+        raise SettingsError(f"{name} must be a number above 0 and at most 1 (such as 0.5), "
+                            f"got {value!r}")
     return number
 
 
@@ -147,4 +164,8 @@ def get_settings() -> Settings:
         action_server_host=env("AFTERCARE_ACTION_SERVER_HOST", "127.0.0.1").strip() or "127.0.0.1",
         action_server_token=_token(env("AFTERCARE_ACTION_SERVER_TOKEN"),
                                    "AFTERCARE_ACTION_SERVER_TOKEN"),
+        inbox_confidence_threshold=_fraction(env("AFTERCARE_INBOX_CONFIDENCE", "0.5"),
+                                             "AFTERCARE_INBOX_CONFIDENCE"),
+        inbox_export_dir=Path(env("AFTERCARE_INBOX_EXPORT_DIR",
+                                  PROJECT_ROOT / "data" / "nlu" / "conversations")),
     )

@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "cli.commands.validate",
     "cli.commands.escalations",
     "cli.commands.staff",
+    "cli.commands.inbox",
     "cli.commands.privacy",
 )
 

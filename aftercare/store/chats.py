@@ -11,7 +11,7 @@ from typing import Optional
 from sqlalchemy import delete, select, text, update
 from sqlalchemy.orm import Session
 
-from aftercare.store.models import Erasure, Escalation, Message, Patient, Photo
+from aftercare.store.models import Erasure, Escalation, InboxItem, Message, Patient, Photo
 from aftercare.store.repository import StoreError, find_patient_by_sender
 
 
@@ -122,9 +122,12 @@ def erase_patient(session: Session, patient: Patient, *, requested_via: str,
     """
     sender_id = patient.sender_id
     former_id = patient.id
+    # The authoring inbox (masked text, labels) goes too; its reasons cascade.
+    session.execute(delete(InboxItem).where(InboxItem.patient_id == former_id))
     if sender_id:
         session.execute(delete(Message).where(Message.sender_id == sender_id))
         session.execute(delete(Escalation).where(Escalation.sender_id == sender_id))
+        session.execute(delete(InboxItem).where(InboxItem.sender_id == sender_id))
         if tracker_table and _has_table(session, tracker_table):
             session.execute(text(f'DELETE FROM "{tracker_table}" WHERE sender_id = :sender'),
                             {"sender": sender_id})
@@ -142,6 +145,7 @@ def erase_chat(session: Session, sender_id: str,
         raise StoreError("sender id must be non-empty")
     session.execute(delete(Message).where(Message.sender_id == sender_id))
     session.execute(delete(Escalation).where(Escalation.sender_id == sender_id))
+    session.execute(delete(InboxItem).where(InboxItem.sender_id == sender_id))
     if tracker_table and _has_table(session, tracker_table):
         session.execute(text(f'DELETE FROM "{tracker_table}" WHERE sender_id = :sender'),
                         {"sender": sender_id})
