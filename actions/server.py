@@ -83,6 +83,13 @@ def build_app(token: Optional[str], actions_package: str = ACTIONS_PACKAGE):
         logger.warning("refused %s %s: %s", request.method, request.path, reason)
         return response.json({"error": reason}, status=status)
 
+    # rasa-sdk's own handler logs the request and sends its body (the patient's
+    # words) back to Rasa, which logs the reply: only the kind of error leaves here.
+    @app.exception(Exception)
+    async def failed(request, exception: Exception):
+        logger.error("%s %s failed: %s", request.method, request.path, type(exception).__name__)
+        return response.json({"error": type(exception).__name__}, status=500)
+
     plugin_manager().hook.attach_sanic_app_extensions(app=app)
     return app
 

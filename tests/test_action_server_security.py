@@ -140,6 +140,24 @@ def test_by_default_it_listens_on_loopback_only_and_refuses_web_pages(tmp_path, 
     assert escalated_senders(settings) == ["rasa-like"]
 
 
+def test_a_failing_action_call_keeps_the_patients_words_out_of_reply_and_log(tmp_path, started):
+    settings = settings_for(tmp_path)
+    started.append(start_action_server(settings, tmp_path / "log"))
+    wait_until_healthy(started, timeout=180)
+    words = "Priya Shah says her cheek is weeping"
+    broken = json.loads(action_call("broken"))
+    broken["tracker"]["latest_message"] = [words]   # not a mapping: the action fails
+    request = urllib.request.Request(settings.action_server_url, method="POST",
+                                     data=json.dumps(broken).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as failure:
+        urllib.request.urlopen(request, timeout=30)
+    assert failure.value.code == 500
+    assert words not in failure.value.read().decode()
+    assert words not in (tmp_path / "log" / "action-server.log").read_text()
+    assert escalated_senders(settings) == []
+
+
 def test_beyond_loopback_it_will_not_start_without_a_token(tmp_path, started):
     settings = settings_for(tmp_path, action_server_host="0.0.0.0", action_server_token=None)
     started.append(start_action_server(settings, tmp_path / "log"))
