@@ -13,6 +13,8 @@ from typing import Callable, Optional
 
 from sklearn.metrics import f1_score
 
+from aftercare.settings import Settings
+
 REQUIRED_COLUMNS = ("text", "intent", "red_flag", "day")
 
 
@@ -47,6 +49,7 @@ class Report:
     misclassified: list[dict] = field(default_factory=list)
     missed_red_flags: list[dict] = field(default_factory=list)
     false_red_flags: list[dict] = field(default_factory=list)
+    per_intent_support: dict[str, int] = field(default_factory=dict)  # messages labelled so
 
     def as_json(self) -> dict:
         return {
@@ -56,6 +59,7 @@ class Report:
             "red_flag_recall": round(self.red_flag_recall, 4),
             "red_flag_precision": round(self.red_flag_precision, 4),
             "per_intent_f1": {k: round(v, 4) for k, v in self.per_intent_f1.items()},
+            "per_intent_support": self.per_intent_support,
             "misclassified": self.misclassified,
             "missed_red_flags": self.missed_red_flags,
             "false_red_flags": self.false_red_flags,
@@ -119,10 +123,12 @@ def score(examples: list[Example], predictions: list[Prediction]) -> Report:
                           if e.red_flag and p.level is None],
         false_red_flags=[row(e, p) for e, p in zip(examples, predictions)
                          if not e.red_flag and p.level is not None],
+        per_intent_support={label: gold.count(label) for label in labels},
     )
 
 
 Classifier = Callable[[str], tuple[str, float]]
+Assessor = Callable[[str, str, float, Optional[int]], Optional[str]]
 
 
 def quiet_rasa_logs() -> None:
@@ -159,6 +165,23 @@ def classifier_intent(parse_result: dict) -> tuple[str, float]:
             return ranked["name"], float(ranked.get("confidence") or 0.0)
     intent = parse_result.get("intent") or {}
     return intent.get("name") or "nlu_fallback", float(intent.get("confidence") or 0.0)
+
+
+def load_red_flag_assessor(settings: Settings) -> Assessor:
+    """assess_level for evaluate(): the shipped red-flag net and triage, as the
+    assistant runs them for a patient on the message's day."""
+    from aftercare.protocol import load_protocol
+    from aftercare.safety import RedFlagNet
+    from aftercare.safety.triage import triage
+
+    protocol = load_protocol(settings.protocol_path)
+    net = RedFlagNet.from_file(settings.red_flag_patterns_path, protocol)
+
+    def assess_level(text: str, intent: str, confidence: float,
+                     day: Optional[int]) -> Optional[str]:
+        return triage(text, intent, confidence, day, net, protocol).level
+
+    return assess_level
 
 
 def evaluate(examples: list[Example], classify: Classifier, assess_level) -> Report:

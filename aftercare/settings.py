@@ -55,6 +55,8 @@ class Settings:
     # only with a token, which Rasa then sends with every call (endpoints.yml).
     action_server_host: str = "127.0.0.1"
     action_server_token: str | None = None
+    # One quality report per trained model (`aftercare evaluate --record`).
+    quality_dir: Path = PROJECT_ROOT / "results" / "quality"
     # The authoring inbox (aftercare/authoring/): a message the assistant
     # answered with less confidence than this is kept for the content authors;
     # the phrases that say it misunderstood; where `inbox export` writes.
@@ -164,6 +166,7 @@ def get_settings() -> Settings:
         action_server_host=env("AFTERCARE_ACTION_SERVER_HOST", "127.0.0.1").strip() or "127.0.0.1",
         action_server_token=_token(env("AFTERCARE_ACTION_SERVER_TOKEN"),
                                    "AFTERCARE_ACTION_SERVER_TOKEN"),
+        quality_dir=Path(env("AFTERCARE_QUALITY_DIR", PROJECT_ROOT / "results" / "quality")),
         inbox_confidence_threshold=_fraction(env("AFTERCARE_INBOX_CONFIDENCE", "0.5"),
                                              "AFTERCARE_INBOX_CONFIDENCE"),
         inbox_export_dir=Path(env("AFTERCARE_INBOX_EXPORT_DIR",
