@@ -17,6 +17,19 @@ KIND_LABELS = {"text": "", "photo": "photo", "checkin": "check-in", "clinic": "f
 REPLY_LABELS = {"pending": "queued", "sent": "sent", "failed": "failed"}
 
 
+def actor_label(actor: Optional[str]) -> Optional[str]:
+    """Who acted, for people: a staff email as it is, "Sam Lee (Telegram)" for a
+    staff-group member without an account, "sam (command line)"."""
+    if not actor:
+        return None
+    if actor.startswith("telegram:"):
+        user_id, _, name = actor[len("telegram:"):].partition(" ")
+        return f"{name.strip()} (Telegram)" if name.strip() else f"Telegram user {user_id}"
+    if actor.startswith("cli:"):
+        return f"{actor[len('cli:'):]} (command line)"
+    return actor
+
+
 def age(moment: Optional[datetime], now: datetime) -> str:
     """How long ago, in the largest sensible unit: "4 min", "3 h 20 min", "2 days"."""
     if moment is None:
@@ -64,4 +77,5 @@ def install(env: jinja2.Environment, clinic_tz: ZoneInfo) -> None:
         event_label=lambda kind: EVENT_LABELS.get(kind, kind),
         kind_label=lambda kind: KIND_LABELS.get(kind, kind),
         reply_label=lambda status: REPLY_LABELS.get(status, status),
+        actor=actor_label,
     )

@@ -43,6 +43,7 @@ from aftercare.protocol import current_protocol
 from aftercare.recovery import recovery_day
 from aftercare.store.escalations import LEVEL_ORDER
 from aftercare.store.models import Escalation, Patient, Treatment
+from review.filters import actor_label
 
 PER_PAGE = 25
 WORDS_CHARS = 100          # the patient's words shown in the list, cut at a word
@@ -185,19 +186,6 @@ def words(text: str, limit: int = WORDS_CHARS) -> str:
     else:
         cut = cut[:limit]
     return cut.rstrip(" ,;:.-") + "…"
-
-
-def actor_label(actor: Optional[str]) -> Optional[str]:
-    """Who acted, for people: a staff email as it is, "Sam Lee (Telegram)" for a
-    staff-group member without an account, "sam (command line)"."""
-    if not actor:
-        return None
-    if actor.startswith("telegram:"):
-        user_id, _, name = actor[len("telegram:"):].partition(" ")
-        return f"{name.strip()} (Telegram)" if name.strip() else f"Telegram user {user_id}"
-    if actor.startswith("cli:"):
-        return f"{actor[len('cli:'):]} (command line)"
-    return actor
 
 
 def _zone(name: Optional[str]) -> ZoneInfo:
