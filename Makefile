@@ -49,6 +49,7 @@ pytest-future: setup        ## the unit tests (not those marked e2e) a year from
 evaluate: model             ## intent and red-flag figures on the measuring sets, with the bars as hard limits
 	$(AFTERCARE) evaluate $(EVAL_SET) --min-intent-accuracy 0.92 --min-red-flag-recall 1.0 --min-red-flag-precision 0.95
 	$(AFTERCARE) evaluate $(LONG_SET) --min-intent-accuracy 0.85 --min-red-flag-recall 1.0 --min-red-flag-precision 0.82
+	$(AFTERCARE) evaluate $(EVAL_SET) $(LONG_SET) tests/holdout_messages.tsv --record
 
 benchmark: model            ## training time, start-up time and reply latency (docs/benchmarks.md)
 	$(PY) benchmarks/benchmark_rasa.py
