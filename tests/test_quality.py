@@ -381,7 +381,7 @@ def test_record_measures_the_real_model_and_history_reads_it(tmp_path, quality_d
     assert "! the model was not trained on this data" in out
     # Again: the same inputs, so the stored cross-validation is kept, not run again.
     assert main(["evaluate", str(HOLDOUT), "--record", "--training-data", str(small)]) == 0
-    assert f"the run recorded for model {model_id}" in capsys.readouterr().out
+    assert "cross-validation (3-fold" in capsys.readouterr().out
     again = json.loads((quality_dir / f"{model_id}.json").read_text())
     assert again["cross_validation"]["reused_from"] == model_id
     assert again["cross_validation"]["matrix"] == cv["matrix"]

@@ -201,7 +201,7 @@ def _print_recorded(record: dict, saved: Path) -> None:
     print(f"cross-validation ({cv['folds']}-fold, {cv['n']} training examples, "
           f"{cv['seconds']:.1f} s, {cv['cpu_seconds']:.1f} s of processor time): "
           f"accuracy {cv['accuracy']:.3f}, macro F1 {cv['macro_f1']:.3f}")
-    if cv["reused_from"]:
+    if cv["reused_from"] and cv["reused_from"] != model["id"]:
         print(f"  (the run recorded for model {cv['reused_from']}: the same training data, "
               "classifier settings and code give the same figures)")
     _print_thin(record["thin_intents"])
@@ -241,7 +241,7 @@ def _print_history(directory: Path, last: int) -> None:
                             len(entries))
     newest = entries[-1].record
     print(f"\nMost confused intent pairs in the cross-validation of #{len(entries)} "
-          "(a read as b, b read as a):")
+          "(in all, a read as b, b read as a):")
     for pair in newest.cross_validation.confused_pairs:
         print(f"  {pair.total:>4}  {pair.a_as_b:>3} {pair.b_as_a:>3}  {pair.a} / {pair.b}")
     if not newest.cross_validation.confused_pairs:
@@ -274,7 +274,7 @@ def _print_cross_validation(entries: Sequence) -> None:
         cv = entry.record.cross_validation
         note = ("  ! the model was not trained on this data"
                 if cv.model_trained_on_it is False else "")
-        if cv.reused_from:
+        if cv.reused_from and cv.reused_from != entry.record.model.id:
             note += f"  (as run for {cv.reused_from})"
         print(f"  #{number:<4}{cv.n:>10}{cv.folds:>7}{cv.accuracy:>10.3f}{cv.macro_f1:>10.3f}"
               f"{cv.seconds:>9.1f}{cv.cpu_seconds:>8.1f}{note}")
