@@ -524,7 +524,8 @@ def test_edit_changes_or_removes_the_phone(db_url: str, capsys: pytest.CaptureFi
     with pytest.raises(SystemExit) as usage:
         main(["patients", "edit", "1"])
     assert usage.value.code == 2
-    assert "one of the arguments --phone --no-phone is required" in capsys.readouterr().err
+    assert ("say what to change: --phone NUMBER, --no-phone or --improve-consent yes|no"
+            in capsys.readouterr().err)
 
 
 def test_the_phone_goes_with_the_patient(db_url: str, capsys: pytest.CaptureFixture) -> None:
@@ -563,3 +564,87 @@ def test_show_says_what_became_of_each_checkin_and_the_answers_in_words(
                for line in plan)
     assert "/report_redness" not in out
 
+
+
+# --- the patient's yes/no to their messages improving the assistant (issue 11) ---
+
+def improve_consent(url: str, patient_id: int = 1):
+    with db.session_scope(url) as session:
+        return repository.get_patient(session, patient_id).improve_consent
+
+
+def add_inbox_items(url: str, patient_id: int, count: int) -> None:
+    """Items as capture keeps them (masked text), straight into the store."""
+    from aftercare.store.models import InboxItem
+
+    with db.session_scope(url) as session:
+        patient = repository.get_patient(session, patient_id)
+        for index in range(count):
+            session.add(InboxItem(capture_key=f"cli-{patient_id}-{index}", patient_id=patient_id,
+                                  sender_id=patient.sender_id or f"s{patient_id}",
+                                  received_at=datetime.now(timezone.utc), text="blorp <name>",
+                                  intent="nlu_fallback", confidence=0.2))
+
+
+def inbox_patients(url: str) -> list[int]:
+    from aftercare.store.models import InboxItem
+
+    with db.session_scope(url) as session:
+        return sorted(session.execute(select(InboxItem.patient_id)).scalars())
+
+
+def test_add_records_the_yes_or_no_to_improving_the_assistant(
+        db_url: str, capsys: pytest.CaptureFixture) -> None:
+    code, out, _ = run(capsys, "patients", "add", "--name", "Ana", "--treated", days_ago(1),
+                       "--sender", "rest-ana", "--improve-consent", "yes")
+    assert code == 0 and out.rstrip().endswith("messages may improve the assistant: yes.")
+    code, out, _ = run(capsys, "patients", "add", "--name", "Bo", "--treated", days_ago(1),
+                       "--improve-consent", "NO")
+    assert code == 0 and "messages may improve the assistant: no." in out
+    assert LINK.search(out)                   # the enrolment link is still printed
+    run(capsys, "patients", "add", "--name", "Cy", "--treated", days_ago(1))
+    assert [improve_consent(db_url, i) for i in (1, 2, 3)] == [True, False, None]
+    shown = [run(capsys, "patients", "show", str(i))[1] for i in (1, 2, 3)]
+    assert "improvement: yes (messages, de-identified, to teach the assistant)" in shown[0]
+    assert "improvement: no (messages" in shown[1]
+    assert "improvement: no, not asked yet (messages" in shown[2]
+
+
+@pytest.mark.parametrize("value", ["maybe", "", "1", "true"])
+def test_a_yes_or_no_that_is_neither_is_refused_and_nothing_is_stored(
+        db_url: str, capsys: pytest.CaptureFixture, value: str) -> None:
+    with pytest.raises(SystemExit) as usage:
+        main(["patients", "add", "--name", "Ana", "--treated", days_ago(1),
+              "--improve-consent", value])
+    assert usage.value.code == 2
+    assert f"--improve-consent: say yes or no, not {value!r}" in capsys.readouterr().err
+    db.migrate(db_url)
+    assert stored_names(db_url) == []
+    add_ana(capsys, "--improve-consent", "yes")
+    with pytest.raises(SystemExit):
+        main(["patients", "edit", "1", "--improve-consent", value])
+    assert improve_consent(db_url) is True
+
+
+def test_edit_changes_the_choice_and_a_no_takes_the_inbox_items(
+        db_url: str, capsys: pytest.CaptureFixture) -> None:
+    for name in ("Ana", "Bo"):
+        run(capsys, "patients", "add", "--name", name, "--treated", days_ago(1),
+            "--sender", f"rest-{name}", "--improve-consent", "yes")
+    add_inbox_items(db_url, 1, 2)
+    add_inbox_items(db_url, 2, 1)
+    code, out, _ = run(capsys, "patients", "edit", "1", "--improve-consent", "no")
+    assert code == 0
+    assert out == ("Patient 1 (Ana): messages may improve the assistant: no; 2 of their "
+                   "messages taken out of the authors' inbox.\n")
+    assert improve_consent(db_url, 1) is False and inbox_patients(db_url) == [2]
+    code, out, _ = run(capsys, "patients", "edit", "1", "--improve-consent", "yes",
+                       "--phone", "020 7946 0321")
+    assert code == 0 and out.splitlines() == [
+        "Patient 1 (Ana): phone 02079460321.",
+        "Patient 1 (Ana): messages may improve the assistant: yes."]
+    assert improve_consent(db_url, 1) is True
+    assert "phone:       02079460321" in run(capsys, "patients", "show", "1")[1]
+    assert improve_consent(db_url, 2) is True and inbox_patients(db_url) == [2]
+    code, _, err = run(capsys, "patients", "edit", "9", "--improve-consent", "no")
+    assert code == 2 and "no patient with id 9" in err

@@ -41,6 +41,10 @@ from cli.main import CommandError
 PHONE_HELP = ("the patient's phone number, for the clinic to call: digits, spaces, + - and "
               "brackets, 7 to 15 digits; a leading + keeps the country code "
               "(+44 20 7946 0000)")
+IMPROVE_HELP = ("whether the patient agreed to their messages, with names, numbers and dates "
+                "removed, being used to teach the assistant (the authors' inbox); not "
+                "recorded counts as no. On Telegram the patient answers this themselves")
+IMPROVE_CHOICES = {"yes": True, "no": False}
 QR_PNG_SCALE = 10  # pixels per module: a version 4 code is about 410 px wide
 QR_PNG_BORDER = 4
 
@@ -78,18 +82,22 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                      help="conversation id to link (Rasa sender id / Telegram chat id); "
                           "no enrolment link is made then")
     add.add_argument("--phone", metavar="NUMBER", help=PHONE_HELP)
+    _add_improve_option(add)
     _add_link_options(add)
     add.set_defaults(handler=_add)
 
     edit = actions.add_parser(
-        "edit", help="change a patient's phone number",
+        "edit", help="change a patient's phone number or their yes/no to improving the assistant",
         description="Change or remove the phone number staff call a patient on (shown on "
-                    "the review page as a link to call).")
+                    "the review page as a link to call), or record the patient's yes or no "
+                    "to their messages improving the assistant (a no takes their messages "
+                    "out of the authors' inbox).")
     edit.add_argument("id", type=int, help="patient id")
-    phone = edit.add_mutually_exclusive_group(required=True)
+    phone = edit.add_mutually_exclusive_group()
     phone.add_argument("--phone", metavar="NUMBER", help=PHONE_HELP)
     phone.add_argument("--no-phone", action="store_true", help="remove the phone number")
-    edit.set_defaults(handler=_edit)
+    _add_improve_option(edit)
+    edit.set_defaults(handler=_edit, usage_error=edit.error)
 
     treatment = actions.add_parser(
         "treatment", help="record a patient's next treatment, or correct the latest one's date",
@@ -130,6 +138,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     remove.add_argument("id", type=int, help="patient id")
     remove.add_argument("--yes", "-y", action="store_true", help="do not ask for confirmation")
     remove.set_defaults(handler=_remove)
+
+
+def _yes_no(text: str) -> bool:
+    try:
+        return IMPROVE_CHOICES[text.strip().lower()]
+    except KeyError:
+        raise argparse.ArgumentTypeError(f"say yes or no, not {text!r}") from None
+
+
+def _add_improve_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--improve-consent", metavar="yes|no", type=_yes_no, help=IMPROVE_HELP)
 
 
 @contextmanager
@@ -287,12 +306,18 @@ def _add(args: argparse.Namespace) -> int:
         else:
             code = enrolment.issue_code(session, patient, now, plan.expiry_days)
             expires_at = enrolment.latest_code(patient).expires_at
+        if args.improve_consent is not None:
+            _set_improve_consent(session, patient, args.improve_consent)
         patient_id, name = patient.id, patient.name
     day = recovery_day(treated_at, tz, now)
     linked = ", chat linked" if args.sender else ""
     phoned = f", phone {phone}" if phone else ""
+    improving = ("" if args.improve_consent is None
+                 else f", messages may improve the assistant: "
+                      f"{_improving(args.improve_consent)}")
     print(f"Added patient {patient_id}: {_printable(name)}, treatment {args.number} on "
-          f"{_when(treated_at, tz)} ({tz_name}), day {day} of recovery{linked}{phoned}.")
+          f"{_when(treated_at, tz)} ({tz_name}), day {day} of recovery{linked}{phoned}"
+          f"{improving}.")
     if plan is not None:
         _deliver_link(args, plan, code, expires_at, patient_id,
                       f"Patient {patient_id} was added and the link above works; for a QR "
@@ -309,16 +334,48 @@ def _phone(text: str) -> str:
         raise CommandError(f"--phone: {exc}") from None
 
 
+def _improving(agreed: Optional[bool]) -> str:
+    """The patient's yes/no to their messages improving the assistant, in words."""
+    if agreed is None:
+        return "no, not asked yet"
+    return "yes" if agreed else "no"
+
+
+def _set_improve_consent(session: Session, patient: Patient, agreed: bool) -> int:
+    """Record the yes/no; a no removes the patient's inbox items (how many)."""
+    from aftercare.authoring.inbox import InboxError, set_improve_consent
+
+    session.flush()   # a patient added just now needs its id
+    try:
+        return set_improve_consent(session, patient.id, agreed)
+    except InboxError as exc:
+        raise CommandError(str(exc)) from None
+
+
 def _edit(args: argparse.Namespace) -> int:
-    phone = None if args.no_phone else _phone(args.phone)
+    change_phone = args.phone is not None or args.no_phone
+    if not change_phone and args.improve_consent is None:
+        args.usage_error("say what to change: --phone NUMBER, --no-phone or "
+                         "--improve-consent yes|no")
+    phone = None if args.no_phone or not change_phone else _phone(args.phone)
+    removed = 0
     with _session() as session:
         patient = _get(session, args.id)
-        repository.set_phone(session, patient, phone)
+        if change_phone:
+            repository.set_phone(session, patient, phone)
+        if args.improve_consent is not None:
+            removed = _set_improve_consent(session, patient, args.improve_consent)
         name = patient.name
-    if phone is None:
-        print(f"Patient {args.id} ({_printable(name)}): phone number removed.")
-    else:
-        print(f"Patient {args.id} ({_printable(name)}): phone {phone}.")
+    label = f"Patient {args.id} ({_printable(name)})"
+    if change_phone and phone is None:
+        print(f"{label}: phone number removed.")
+    elif change_phone:
+        print(f"{label}: phone {phone}.")
+    if args.improve_consent is not None:
+        taken = (f"; {removed} of their messages taken out of the authors' inbox"
+                 if removed else "")
+        print(f"{label}: messages may improve the assistant: "
+              f"{_improving(args.improve_consent)}{taken}.")
     return 0
 
 
@@ -462,6 +519,8 @@ def _show(args: argparse.Namespace) -> int:
             f"  check-ins:   {paused}",
             f"  unreachable: {unreachable}",
             f"  photos:      {_consent(patient.photo_consent)}",
+            f"  improvement: {_improving(patient.improve_consent)} (messages, de-identified, "
+            "to teach the assistant)",
             f"  added:       {_when(patient.created_at, tz)}",
             "  treatments:" + ("" if patient.treatments else " none"),
         ]
