@@ -45,6 +45,7 @@ COMMANDS = [
     BotCommand("help", "What I can do and how to reach the clinic"),
     BotCommand("stop", "Pause check-in messages"),
     BotCommand("resume", "Start check-in messages again"),
+    BotCommand("privacy", "What is kept, and your choices"),
     BotCommand("forget", "Delete your data and our conversation"),
 ]
 

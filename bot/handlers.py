@@ -22,6 +22,7 @@ from telegram.ext import (
 )
 
 from aftercare import enrolment
+from aftercare.authoring.inbox import set_improve_consent
 from aftercare.store import alerts, chats, repository
 from aftercare.store.models import Patient, Photo
 from bot.checkin_service import CheckinService
@@ -38,9 +39,14 @@ logger = logging.getLogger(__name__)
 
 MAX_INCOMING_CHARS = 4096
 MAX_PHOTO_BYTES = 20 * 1024 * 1024   # the Bot API's download limit
-COMMANDS = ("start", "help", "stop", "resume", "forget")
+COMMANDS = ("start", "help", "stop", "resume", "forget", "privacy")
 EXTERNAL_PREFIX = "EXTERNAL_"   # intents only the bot triggers (check-ins, enrolment)
 _TYPED_INTENT = re.compile(r"/([A-Za-z0-9_]{1,64})(?:@[A-Za-z0-9_]{1,64})?")
+PHOTO_CHOICES = {
+    True: "utter_telegram_privacy_photos_kept",
+    False: "utter_telegram_privacy_photos_deleted",
+    None: "utter_telegram_privacy_photos_not_asked",
+}
 CODE_ERRORS = {
     "malformed": "utter_telegram_code_unknown",
     "unknown": "utter_telegram_code_unknown",
@@ -275,6 +281,51 @@ async def on_forget(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await _reply(context, chat_id, _ctx(context).text("utter_telegram_forget_confirm"))
 
 
+async def on_privacy(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
+    """What is kept, the photo choice and the choice about improving the
+    assistant, with buttons to change the latter."""
+    if (chat_id := _private_chat(update)) is None:
+        return
+    ctx = _ctx(context)
+    patient = await _patient(ctx, chat_id)
+    if patient is None:
+        await _reply(context, chat_id, ctx.text("utter_telegram_not_enrolled"))
+        return
+    await _reply(context, chat_id, _privacy_view(ctx, patient))
+
+
+def _privacy_view(ctx: BotContext, patient: Patient) -> BotText:
+    photos = ctx.text(PHOTO_CHOICES[patient.photo_consent]).text
+    improve = ctx.text("utter_telegram_improve_status_yes" if patient.improve_consent is True
+                       else "utter_telegram_improve_status_no").text
+    return ctx.text("utter_telegram_privacy", photos=photos, improve=improve)
+
+
+async def _improve_consent(context: ContextTypes.DEFAULT_TYPE, chat_id: int,
+                           agreed: bool) -> None:
+    """Store the patient's yes or no to their messages improving the assistant
+    (a no takes their items out of the authors' inbox) and confirm it."""
+    ctx = _ctx(context)
+    sender_id = sender_for_chat(chat_id)
+
+    def decide(session: Session) -> Optional[tuple[int, int]]:
+        patient = repository.find_patient_by_sender(session, sender_id)
+        if patient is None:
+            return None
+        return patient.id, set_improve_consent(session, patient.id, agreed)
+
+    outcome = await ctx.db(decide)
+    if outcome is None:
+        await _reply(context, chat_id, ctx.text("utter_telegram_not_enrolled"))
+        return
+    patient_id, removed = outcome
+    logger.info("patient %s %s to their messages improving the assistant "
+                "(%d inbox items removed)", patient_id, "agreed" if agreed else "did not agree",
+                removed)
+    await _reply(context, chat_id, ctx.text("utter_telegram_improve_agreed" if agreed
+                                            else "utter_telegram_improve_declined"))
+
+
 async def _forget(context: ContextTypes.DEFAULT_TYPE, chat_id: int) -> None:
     ctx = _ctx(context)
     sender_id = sender_for_chat(chat_id)
@@ -464,6 +515,8 @@ async def on_button(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
         await _reply(context, chat_id, ctx.text("utter_telegram_forget_cancelled"))
     elif data in ("bot:photo_keep", "bot:photo_discard"):
         await _photo_consent(context, chat_id, keep=data == "bot:photo_keep")
+    elif data in ("bot:improve_yes", "bot:improve_no"):
+        await _improve_consent(context, chat_id, agreed=data == "bot:improve_yes")
     elif data.startswith("/"):
         await converse(context, chat_id, data)
 
@@ -495,6 +548,7 @@ def add_handlers(application: Application) -> None:
     application.add_handler(CommandHandler("stop", on_stop, filters=private))
     application.add_handler(CommandHandler("resume", on_resume, filters=private))
     application.add_handler(CommandHandler("forget", on_forget, filters=private))
+    application.add_handler(CommandHandler("privacy", on_privacy, filters=private))
     application.add_handler(MessageHandler(private & filters.COMMAND, on_unknown_command))
     application.add_handler(MessageHandler(private & filters.TEXT & ~filters.COMMAND, on_text))
     application.add_handler(MessageHandler(private & filters.PHOTO, on_photo))

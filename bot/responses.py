@@ -18,7 +18,8 @@ DOMAIN_PATH = PROJECT_ROOT / "domain.yml"
 
 # Every response the bot sends by name; `aftercare validate` checks they exist.
 BOT_RESPONSES = frozenset({
-    "utter_telegram_consent",          # after /start <code>: consent and privacy note
+    "utter_telegram_consent",          # after /start <code>: consent and privacy note,
+                                       # buttons: bot:improve_yes / bot:improve_no
     "utter_telegram_no_code",          # /start without a code: ask the clinic for a link
     "utter_telegram_code_unknown",     # unknown or malformed code
     "utter_telegram_code_used",
@@ -31,6 +32,14 @@ BOT_RESPONSES = frozenset({
     "utter_telegram_forget_confirm",   # buttons: bot:forget_yes / bot:forget_no
     "utter_telegram_forget_done",
     "utter_telegram_forget_cancelled",
+    "utter_telegram_improve_agreed",   # bot:improve_yes: messages may improve the assistant
+    "utter_telegram_improve_declined",  # bot:improve_no: they may not (inbox items removed)
+    "utter_telegram_improve_status_yes",  # the {improve} line of /privacy
+    "utter_telegram_improve_status_no",   # (not asked yet counts as no)
+    "utter_telegram_privacy",          # /privacy: what is kept, {photos}, {improve}, buttons
+    "utter_telegram_privacy_photos_kept",       # the {photos} line of /privacy
+    "utter_telegram_privacy_photos_deleted",
+    "utter_telegram_privacy_photos_not_asked",
     "utter_telegram_text_only",        # stickers, voice, video notes
     "utter_telegram_photo_consent",    # buttons: bot:photo_keep / bot:photo_discard
     "utter_telegram_photo_kept",
