@@ -1,8 +1,8 @@
-"""The patient store on real SQLite files: migrations, repository, validation."""
+"""The patient store on real databases, a SQLite file and PostgreSQL (each test
+runs on both, conftest.py): migrations, repository, validation."""
 from __future__ import annotations
 
 import shutil
-import sqlite3
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -21,6 +21,14 @@ from aftercare.store.repository import StoreError
 LONDON = ZoneInfo("Europe/London")
 TREATED = datetime(2026, 11, 20, 10, 0, tzinfo=LONDON)
 
+pytestmark = pytest.mark.all_databases
+
+
+@pytest.fixture
+def url(database_url: str) -> str:
+    db.migrate(database_url)
+    return database_url
+
 
 @pytest.fixture
 def db_file(tmp_path: Path) -> Path:
@@ -28,7 +36,7 @@ def db_file(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def url(db_file: Path) -> str:
+def sqlite_url(db_file: Path) -> str:
     url = f"sqlite:///{db_file}"
     db.migrate(url)
     return url
@@ -46,18 +54,21 @@ def _add(url: str, name: str = "Ana", **kwargs) -> int:
 
 # --- migrations and engine -------------------------------------------------
 
-def test_migrate_creates_folder_and_tables(url: str, db_file: Path) -> None:
+def test_migrate_creates_folder_and_tables(sqlite_url: str, db_file: Path) -> None:
     assert db_file.is_file()
-    tables = set(inspect(db.make_engine(url)).get_table_names())
+    tables = set(inspect(db.make_engine(sqlite_url)).get_table_names())
     assert {"patients", "treatments", "escalations", "alembic_version"} <= tables
 
 
 def test_migrate_is_idempotent_and_at_head(url: str) -> None:
+    with db.make_engine(url).connect() as connection:
+        tables_before = set(inspect(connection).get_table_names())
     db.migrate(url)
     with db.make_engine(url).connect() as connection:
         revision = MigrationContext.configure(connection).get_current_revision()
     assert revision == ScriptDirectory.from_config(db.alembic_config(url)).get_current_head()
     assert revision == "0008"
+    assert set(inspect(db.make_engine(url)).get_table_names()) == tables_before
 
 
 def test_migrate_does_not_depend_on_working_directory(
@@ -76,15 +87,16 @@ def test_migrations_match_models(url: str) -> None:
     assert [d for d in diff if not (d[0] == "remove_table" and d[1].name == "sqlite_sequence")] == []
 
 
-def test_engine_turns_on_foreign_keys_and_busy_timeout(url: str) -> None:
-    with db.make_engine(url).connect() as connection:
+def test_engine_turns_on_foreign_keys_and_busy_timeout(sqlite_url: str) -> None:
+    with db.make_engine(sqlite_url).connect() as connection:
         assert connection.exec_driver_sql("PRAGMA foreign_keys").scalar_one() == 1
         assert connection.exec_driver_sql("PRAGMA busy_timeout").scalar_one() == db.BUSY_TIMEOUT_MS
 
 
-def test_batch_migration_keeps_child_rows(url: str, tmp_path: Path) -> None:
+def test_batch_migration_keeps_child_rows(sqlite_url: str, tmp_path: Path) -> None:
     """A later migration that rebuilds `patients` (SQLite batch mode) must not
     cascade-delete treatments: env.py turns foreign keys off while migrating."""
+    url = sqlite_url
     head = ScriptDirectory.from_config(db.alembic_config(url)).get_current_head()
     scripts = tmp_path / "migrations"
     shutil.copytree(db.MIGRATIONS_DIR, scripts, ignore=shutil.ignore_patterns("__pycache__"))
@@ -132,7 +144,7 @@ def test_name_is_stripped_and_sql_looking_names_are_stored_verbatim(url: str) ->
     assert _count(url, "patients") == 1
 
 
-def test_aware_datetimes_round_trip_as_utc(url: str, db_file: Path) -> None:
+def test_aware_datetimes_round_trip_as_utc(url: str) -> None:
     summer = datetime(2026, 7, 1, 10, 0, tzinfo=LONDON)  # BST, UTC+1
     with db.session_scope(url) as session:
         patient_id = repository.add_patient(session, "Ana", summer, "Europe/London").id
@@ -142,8 +154,9 @@ def test_aware_datetimes_round_trip_as_utc(url: str, db_file: Path) -> None:
     assert treated.tzinfo == timezone.utc
     assert treated == summer
     assert (treated.hour, treated.minute) == (9, 0)
-    raw = sqlite3.connect(db_file).execute("SELECT treated_at FROM treatments").fetchone()[0]
-    assert raw.startswith("2026-07-01 09:00:00")
+    with db.make_engine(url).connect() as connection:   # as stored: naive UTC
+        raw = connection.execute(text("SELECT treated_at FROM treatments")).scalar_one()
+    assert str(raw).startswith("2026-07-01 09:00:00")
 
 
 @pytest.mark.parametrize("kwargs, message", [
@@ -313,6 +326,6 @@ def test_database_errors_never_carry_the_values(url: str) -> None:
 
     with pytest.raises(IntegrityError) as failure:
         with db.session_scope(url) as session:
-            session.add(Message(sender_id="tg-1", direction="sideways", kind="text",
+            session.add(Message(sender_id="tg-1", direction="up", kind="text",
                                 text="my secret symptom words"))
     assert "my secret symptom words" not in str(failure.value)

@@ -1,7 +1,12 @@
 """Alembic environment for the patient store.
 
 The URL is the one set on the Alembic config (db.migrate sets it), else
-AFTERCARE_DATABASE_URL via aftercare.settings.
+AFTERCARE_DATABASE_URL via aftercare.settings. db.migrate also passes the
+connection it holds the migration lock on (config.attributes["connection"]);
+without one (the `alembic` command) this opens its own.
+
+SQLite rebuilds a table to change it (batch mode); PostgreSQL alters it in
+place: the migrations choose by dialect (their _rebuild()).
 """
 from __future__ import annotations
 
@@ -69,6 +74,10 @@ def _run(connection: Connection) -> None:
 
 
 def run_migrations_online() -> None:
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        _run(connection)
+        return
     engine = make_engine(_url())
     try:
         with engine.connect() as connection:

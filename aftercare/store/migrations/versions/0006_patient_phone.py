@@ -15,6 +15,13 @@ branch_labels = None
 depends_on = None
 
 
+def _rebuild() -> str:
+    """SQLite changes a table by rebuilding it (and keeps AUTOINCREMENT that
+    way); PostgreSQL alters it in place, as rebuilding a table that others
+    reference would mean dropping their foreign keys."""
+    return "always" if op.get_context().dialect.name == "sqlite" else "auto"
+
+
 def upgrade() -> None:
     with op.batch_alter_table("patients") as batch:
         batch.add_column(sa.Column("phone", sa.String(16), nullable=True))
@@ -22,6 +29,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     # Dropping a column rebuilds the table on SQLite: keep AUTOINCREMENT (see 0002).
-    with op.batch_alter_table("patients", recreate="always",
+    with op.batch_alter_table("patients", recreate=_rebuild(),
                               table_kwargs={"sqlite_autoincrement": True}) as batch:
         batch.drop_column("phone")
