@@ -22,6 +22,7 @@ COMMAND_MODULES = (
     "cli.commands.staff",
     "cli.commands.inbox",
     "cli.commands.privacy",
+    "cli.commands.db",
 )
 
 

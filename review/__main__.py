@@ -24,7 +24,12 @@ def main() -> int:
         return 2
     configure_logging(settings.log_dir / "review.log")
     logger = logging.getLogger("review")
-    db.migrate(settings.database_url)
+    try:
+        db.migrate(settings.database_url)
+    except SettingsError as exc:   # the database URL is wrong or the database is down
+        logger.error("%s", exc)    # never the password: the URL is shown masked
+        print(f"review: {exc}", file=sys.stderr)
+        return 2
     app = build_app(settings)
     host, port = settings.review_host, settings.review_port
     logger.info("review page starting on %s:%s", host, port)
