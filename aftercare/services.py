@@ -84,18 +84,17 @@ def service_env(settings: Settings) -> dict[str, str]:
     env["ACTION_SERVER_URL"] = settings.action_server_url
     env["AFTERCARE_ACTION_SERVER_TOKEN"] = settings.action_server_token or ""  # endpoints.yml
     env["AFTERCARE_DATABASE_URL"] = settings.database_url
-    env["RASA_TRACKER_DB"] = tracker_db_path(settings)
+    env["RASA_TRACKER_URL"] = tracker_store_url(settings)
     env["PYTHONPATH"] = str(PROJECT_ROOT)
     env["RASA_TELEMETRY_ENABLED"] = "false"
     return env
 
 
-def tracker_db_path(settings: Settings) -> str:
-    """Rasa keeps conversations in the patient store's SQLite file by default."""
-    url = settings.database_url
-    if url.startswith("sqlite:///"):
-        return url[len("sqlite:///"):]
-    return str(PROJECT_ROOT / "var" / "tracker.db")
+def tracker_store_url(settings: Settings) -> str:
+    """Rasa keeps conversations in the patient store's database (its `events`
+    table), SQLite or PostgreSQL: endpoints.yml gives Rasa's SQL tracker store
+    this whole URL, which it uses as it is."""
+    return settings.database_url
 
 
 def _port(url: str) -> str:

@@ -45,10 +45,12 @@ class ManualClock:
 
 
 @contextmanager
-def running_assistant(work: Path) -> Iterator[Settings]:
-    """The real Rasa server and action server on free ports, with a database and
-    logs of their own in `work` (no review page: the bot tests do not need it)."""
-    url = f"sqlite:///{work / 'aftercare.db'}"
+def running_assistant(work: Path, database_url: Optional[str] = None) -> Iterator[Settings]:
+    """The real Rasa server and action server on free ports, with logs of their
+    own in `work` and a database there too, unless database_url names one (no
+    review page: the bot tests do not need it). Rasa's tracker store is in the
+    same database."""
+    url = database_url or f"sqlite:///{work / 'aftercare.db'}"
     settings = replace(get_settings(), database_url=url,
                        rasa_url=f"http://127.0.0.1:{free_port()}",
                        action_server_url=f"http://127.0.0.1:{free_port()}/webhook",

@@ -1,7 +1,8 @@
 """The escalation page shows the conversation of a patient who wrote over Rasa's
 REST channel (as the terminal chat does), where the bot's message log holds
 nothing: the real Rasa server and action server on free ports, their tracker
-store in the same SQLite file, and the real review page over HTTP."""
+store in the same database (a SQLite file, then PostgreSQL), and the real review
+page over HTTP."""
 from __future__ import annotations
 
 import html as html_lib
@@ -11,7 +12,7 @@ from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
 
 from aftercare.rasa_client import RasaClient
 from aftercare.services import MODEL_DIR
@@ -22,7 +23,7 @@ from tests.review_harness import (
     PASSWORD, STAFF_EMAIL, OffsetClock, add_staff, csrf_of, review_settings, serving,
 )
 
-pytestmark = [pytest.mark.e2e,
+pytestmark = [pytest.mark.e2e, pytest.mark.all_databases,
               pytest.mark.skipif(not (MODEL_DIR / "aftercare.tar.gz").exists(),
                                  reason="no trained model: run `make model` first")]
 LONDON = ZoneInfo("Europe/London")
@@ -37,8 +38,9 @@ def _said(html: str) -> list[str]:
             for text in re.findall(r'<div class="text">(.*?)</div>', section, re.S)]
 
 
-def test_a_red_flag_sent_over_rest_shows_on_the_escalation_page_with_the_reply(tmp_path):
-    with running_assistant(tmp_path) as settings:
+def test_a_red_flag_sent_over_rest_shows_on_the_escalation_page_with_the_reply(tmp_path,
+                                                                                database_url):
+    with running_assistant(tmp_path, database_url) as settings:
         treated = datetime.combine(datetime.now(LONDON).date() - timedelta(days=3), time(10),
                                    tzinfo=LONDON)
         with db.session_scope(settings.database_url) as session:
@@ -53,6 +55,10 @@ def test_a_red_flag_sent_over_rest_shows_on_the_escalation_page_with_the_reply(t
             Escalation.sender_id == SENDER)).scalars().all()
         escalation_id = escalation.id
         assert session.execute(select(Message)).first() is None   # the log holds nothing
+        said_to_rasa = session.execute(text(   # Rasa's own tracker store, in this database
+            "SELECT count(*) FROM events WHERE sender_id = :s AND type_name = 'user'"),
+            {"s": SENDER}).scalar_one()
+    assert said_to_rasa == 2
 
     add_staff(settings.database_url)
     with serving(review_settings(settings.database_url), OffsetClock()) as base, \
