@@ -38,6 +38,18 @@ TEMPLATES_DIR = PACKAGE_DIR / "templates"
 STATIC_DIR = PACKAGE_DIR / "static"
 MAX_BODY_BYTES = 512 * 1024   # a 16,000-character reply, percent-encoded, fits with room
 PUBLIC_ROUTES = frozenset({"health", "login", "login_post", "static"})
+# Pages for any signed-in account; the authoring pages (routes named
+# authoring*) are for content authors; every other page shows patients and is
+# for nurses (aftercare/staff.py roles).
+ANY_ROLE_ROUTES = frozenset({"logout"})
+ROLE_REFUSED = {
+    "author": ("These pages are for the clinic's content authors, and your account is not "
+               "one. Whoever runs the clinic's system can add the role: aftercare staff roles "
+               "EMAIL --role nurse,author."),
+    "nurse": ("This page shows patients' names and conversations, which only nurses' "
+              "accounts can see. Your account is for content authors: the inbox of messages "
+              "to label is on the Inbox page."),
+}
 LOGGED_IDS = ("id", "action")  # path parts that are safe to log (numbers, action names)
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -144,7 +156,7 @@ def render(request: web.Request, template: str, context: Dict[str, Any],
            status: int = 200, headers: Optional[Dict[str, str]] = None) -> web.Response:
     staff = signed_in(request)
     page = request.app[TEMPLATES].get_template(template).render(
-        staff=staff, csrf=staff.csrf_token if staff else "", now=now(request),
+        staff=staff, csrf=staff.csrf_token if staff else "", now=now(request), home=home(staff),
         clinic_tz=request.app[CLINIC_TZ], **context)
     return web.Response(text=page, status=status, content_type="text/html", charset="utf-8",
                         headers=headers)
@@ -220,6 +232,19 @@ async def error_pages(request: web.Request, handler: Handler) -> web.StreamRespo
         return error_page(request, 500)
 
 
+def required_role(route_name: Optional[str]) -> Optional[str]:
+    """The role a signed-in page needs (None: any account; also a path that
+    matched no route, which answers 404 whoever asks)."""
+    if route_name is None or route_name in ANY_ROLE_ROUTES:
+        return None
+    return "author" if route_name.startswith("authoring") else "nurse"
+
+
+def home(staff: Optional[auth.SignedIn]) -> str:
+    """Where an account starts: the escalations for a nurse, else the authors' inbox."""
+    return "/authoring" if staff is not None and not staff.is_nurse and staff.is_author else "/"
+
+
 @web.middleware
 async def require_session(request: web.Request, handler: Handler) -> web.StreamResponse:
     if request.match_info.route.name in PUBLIC_ROUTES:
@@ -235,6 +260,9 @@ async def require_session(request: web.Request, handler: Handler) -> web.StreamR
             clear_cookie(response, request, auth.SESSION_COOKIE)
         raise response
     request["staff"] = staff
+    role = required_role(request.match_info.route.name)
+    if role is not None and role not in staff.roles:
+        return error_page(request, 403, ROLE_REFUSED[role], title="Not for your account")
     return await handler(request)
 
 
@@ -269,7 +297,7 @@ def _clinic_zone(settings: Settings) -> ZoneInfo:
 def build_app(settings: Settings, clock: Clock = utc_now,
               limiter: Optional[auth.LoginLimiter] = None) -> web.Application:
     """The review application for settings' database; clock gives aware UTC now."""
-    from review import views
+    from review import authoring_views, views
 
     app = web.Application(middlewares=[access_log, error_pages, require_session],
                           client_max_size=MAX_BODY_BYTES)
@@ -282,5 +310,6 @@ def build_app(settings: Settings, clock: Clock = utc_now,
     app[TEMPLATES] = _templates(app[CLINIC_TZ])
     app.on_response_prepare.append(_security_headers)
     views.add_routes(app.router)
+    authoring_views.add_routes(app.router)
     app.router.add_static("/static", STATIC_DIR, name="static")
     return app

@@ -53,7 +53,7 @@ from sqlalchemy import case, delete, insert, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from aftercare.staff import session_is_valid
+from aftercare.staff import roles_of, session_is_valid
 from aftercare.store.models import LoginLimit, Staff, StaffSession, UTCDateTime
 
 SESSION_COOKIE = "review_session"
@@ -110,11 +110,21 @@ class SignedIn:
     email: str
     csrf_token: str
     expires_at: datetime
+    roles: frozenset = frozenset()   # aftercare.staff.roles_of: what the pages let them use
+
+    @property
+    def is_nurse(self) -> bool:
+        return "nurse" in self.roles
+
+    @property
+    def is_author(self) -> bool:
+        return "author" in self.roles
 
 
 def _signed_in(row: StaffSession, staff: Staff) -> SignedIn:
     return SignedIn(session_id=row.id, staff_id=staff.id, email=staff.email,
-                    csrf_token=row.csrf_token, expires_at=row.expires_at)
+                    csrf_token=row.csrf_token, expires_at=row.expires_at,
+                    roles=roles_of(staff))
 
 
 def start_session(session: Session, staff: Staff, now: datetime, hours: float,

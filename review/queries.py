@@ -13,7 +13,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from aftercare.answer_words import answer_words
+from aftercare.answer_words import answer_words, payload_intent
 from aftercare.checkin_status import CheckinLine, checkin_lines
 from aftercare.protocol import Protocol
 from aftercare.store import tracker_events
@@ -72,6 +72,11 @@ class ChatMessage:
     status: Optional[str]
     created_at: Optional[datetime]   # None: a tracker event without a usable time
     triggered: bool   # the text the escalation was raised on
+    # Where `id` comes from: the bot's message log ("log") or Rasa's events
+    # ("rasa"); flaggable: words the patient typed that the assistant read, so a
+    # nurse can mark them "the assistant misread this".
+    source: str = "log"
+    flaggable: bool = False
 
 
 @dataclass(frozen=True)
@@ -120,6 +125,9 @@ class Conversation:
     # Some of it comes from Rasa's conversation record (a chat outside Telegram,
     # which the bot's message log does not hold).
     from_tracker: bool = False
+    # The patient's yes to their messages improving the assistant (None: not
+    # asked, which is no; also when the chat is nobody's on record).
+    improve_consent: Optional[bool] = None
 
 
 @dataclass(frozen=True)
@@ -207,6 +215,15 @@ def _photos(session: Session, patient_id: int) -> List[PhotoRow]:
             for i, c, r, s in session.execute(query)]
 
 
+# Patient messages the assistant never read (see aftercare.authoring.inbox).
+NOT_READ = frozenset({"unanswered", "held", "handed_off"})
+
+
+def _flaggable(direction: str, kind: str, text: str, status: Optional[str]) -> bool:
+    return (direction == "in" and kind == "text" and status not in NOT_READ
+            and payload_intent(text) is None and bool(text.strip()))
+
+
 def _said(direction: str, text: str) -> str:
     """A patient's tapped button in words; everything else as it was written."""
     return answer_words(text) if direction == "in" else text
@@ -249,26 +266,40 @@ def _conversation(session: Session, sender_ids: Sequence[Optional[str]],
                             text=_said(m.direction, m.text), status=m.status,
                             created_at=m.created_at,
                             triggered=bool(trigger) and m.direction == "in"
-                            and m.text.strip() == trigger)
+                            and m.text.strip() == trigger,
+                            flaggable=_flaggable(m.direction, m.kind, m.text, m.status))
                 for m in rows]
+    consent = _improve_consent(session, senders, patient_id)
     older = total - len(messages)
     logged = set(session.execute(select(Message.sender_id).where(
         Message.sender_id.in_(senders)).distinct()).scalars()) if senders else set()
     tracked, tracked_older = tracker_events.conversation(
         session, sorted(senders - logged), CONVERSATION_LIMIT)
     if not tracked:
-        return Conversation(messages=messages, older=older + tracked_older)
+        return Conversation(messages=messages, older=older + tracked_older,
+                            improve_consent=consent)
     from_rasa = [ChatMessage(id=t.event_id, direction=t.direction, kind="text",
                              text=_said(t.direction, t.text), status=None,
                              created_at=t.created_at,
                              triggered=bool(trigger) and t.direction == "in"
-                             and t.text.strip() == trigger)
+                             and t.text.strip() == trigger, source="rasa",
+                             flaggable=_flaggable(t.direction, "text", t.text, None))
                  for t in tracked]
     messages = sorted(_timed(messages) + _timed(from_rasa), key=lambda pair: pair[0])
     messages = [message for _, message in messages]
     shown = messages[-CONVERSATION_LIMIT:]
     return Conversation(messages=shown, older=older + tracked_older + len(messages) - len(shown),
-                        from_tracker=True)
+                        from_tracker=True, improve_consent=consent)
+
+
+def _improve_consent(session: Session, senders: set, patient_id: Optional[int]) -> Optional[bool]:
+    """The patient's answer to improving the assistant (as the inbox reads it:
+    by the chat's sender id), or None."""
+    found = [find_patient_by_sender(session, s) for s in sorted(senders)]
+    if patient_id is not None:
+        found.append(session.get(Patient, patient_id))
+    answers = {p.improve_consent for p in found if p is not None}
+    return True if answers == {True} else (False if False in answers else None)
 
 
 def escalation_page(session: Session, escalation_id: int, now: datetime) -> Optional[EscalationPage]:

@@ -18,9 +18,10 @@ from aftercare.staff import PASSWORD_MAX, find_staff, verify_password
 from aftercare.store import escalations as store
 from aftercare.store.repository import StoreError
 from review import auth, queries, queue
+from review.authoring import misread_notice
 from review.app import (
-    LIMITER, SETTINGS, clear_cookie, client_address, error_page, in_db, now, render, set_cookie,
-    signed_in,
+    LIMITER, SETTINGS, clear_cookie, client_address, error_page, home, in_db, now, render,
+    set_cookie, signed_in,
 )
 from aftercare.answer_words import symptom_words
 from aftercare.protocol import ProtocolError, current_protocol
@@ -124,8 +125,9 @@ def _login_csrf(request: web.Request) -> str:
 async def login_get(request: web.Request) -> web.StreamResponse:
     next_path = auth.safe_next(request.query.get("next"))
     token = request.cookies.get(auth.SESSION_COOKIE)
-    if token and await in_db(request, auth.current_session, token, now(request)):
-        raise web.HTTPSeeOther(next_path)
+    already = await in_db(request, auth.current_session, token, now(request)) if token else None
+    if already:
+        raise web.HTTPSeeOther(home(already) if next_path == "/" else next_path)
     return _login_page(request, _login_csrf(request), next_path=next_path)
 
 
@@ -139,15 +141,15 @@ def _take_attempt(session: Session, limiter: auth.LoginLimiter, email: str, addr
 def _sign_in(session: Session, limiter: auth.LoginLimiter, attempt: auth.Attempt, email: str,
              password: str, hours: float, moment, replacing: Optional[str],
              device_cookie: Optional[str]):
-    """(session token, device cookie) if the password is right, else None; the
-    attempt is settled in the same transaction."""
+    """(session token, device cookie, where the account starts) if the password
+    is right, else None; the attempt is settled in the same transaction."""
     staff = verify_password(session, email, password) if len(password) <= PASSWORD_MAX else None
     if staff is None:
         limiter.failed(session, attempt, moment)
         return None
     limiter.succeeded(session, attempt)
-    token, _ = auth.start_session(session, staff, moment, hours, replacing=replacing)
-    return token, auth.remember_device(staff, device_cookie, moment)
+    token, signed = auth.start_session(session, staff, moment, hours, replacing=replacing)
+    return token, auth.remember_device(staff, device_cookie, moment), home(signed)
 
 
 async def login_post(request: web.Request) -> web.StreamResponse:
@@ -189,8 +191,8 @@ async def login_post(request: web.Request) -> web.StreamResponse:
     if result is None:
         return _login_page(request, csrf, next_path=next_path, email=email, status=401,
                            error=LOGIN_FAILED)
-    token, device = result
-    response = web.HTTPSeeOther(next_path)
+    token, device, start = result
+    response = web.HTTPSeeOther(start if next_path == "/" else next_path)
     set_cookie(response, request, auth.SESSION_COOKIE, token,
                max_age=int(request.app[SETTINGS].review_session_hours * 3600))
     # Strict and only for /login: it only ever matters to the sign-in form.
@@ -249,6 +251,7 @@ async def _escalation_view(request: web.Request, escalation_id: int, *, status: 
     done = DONE.get(request.query.get("done", "")) if status == 200 else None
     return render(request, "escalation.html", {
         "page": page, "e": page.escalation, "done": done, "error": error,
+        "misread": misread_notice(request.query),
         "form_errors": form_errors or {}, "form_values": form_values or {},
         "note_max": NOTE_MAX, "reply_max": REPLY_MAX}, status=status)
 
@@ -339,7 +342,8 @@ async def patient(request: web.Request) -> web.Response:
         return _not_found(request, "patient", patient_id)
     chart = _chart(page.chart_reports, page.patient.day_now)
     return render(request, "patient.html", {"page": page, "p": page.patient, "chart": chart,
-                                            "plan_error": plan_error})
+                                            "plan_error": plan_error,
+                                            "misread": misread_notice(request.query)})
 
 
 def image_type(content: bytes) -> str:
