@@ -9,7 +9,7 @@ LONG_SET ?= tests/long_messages.tsv
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONWARNINGS := ignore
 
-.PHONY: run test setup model validate test-stories pytest pytest-future evaluate benchmark benchmark-bot compare-pipelines clean
+.PHONY: run test setup model validate test-stories pytest pytest-future evaluate benchmark benchmark-bot benchmark-review compare-pipelines clean
 
 run: setup model            ## set up, train if needed, start everything, chat as the demo patient
 	$(AFTERCARE) run
@@ -56,6 +56,9 @@ benchmark: model            ## training time, start-up time and reply latency (d
 
 benchmark-bot: model        ## Telegram bot: reply latency, check-in delivery rate, restarts, start-up (docs/benchmarks.md)
 	$(PY) benchmarks/benchmark_bot.py
+
+benchmark-review: setup     ## staff review list with 2,000 open escalations: latency and page size (docs/benchmarks.md)
+	$(PY) benchmarks/benchmark_review.py --write-docs
 
 compare-pipelines: setup    ## NLU pipelines side by side (docs/pipeline-comparison.md)
 	$(PY) benchmarks/compare_pipelines.py --eval $(EVAL_SET) $(LONG_SET)
