@@ -99,6 +99,10 @@ def _on_sqlite_connect(dbapi_connection, connection_record) -> None:
     # sync instead of several. It is a property of the file, so Rasa's tracker
     # store, which shares the file, gets it too.
     cursor.execute("PRAGMA journal_mode=WAL")
+    # An erased patient's name, phone and words are overwritten with zeros, not
+    # left in the file's free pages until a VACUUM (Debian's SQLite does this by
+    # default; other builds do not).
+    cursor.execute("PRAGMA secure_delete=ON")
     cursor.close()
 
 
