@@ -120,14 +120,17 @@ class Result:
                 f"{p95:.1f} | {times[-1]:.1f} | {self.size / 1024:.1f} KB | {self.rows} |")
 
 
-async def measure(base: str, paths: List[tuple], requests: int) -> List[Result]:
+async def measure(base: str, paths: List[tuple], requests: int, email: str = EMAIL,
+                  row_marker: bytes = b'<tr class="escalation-row') -> List[Result]:
+    """Sign in as email, then time each path one request at a time; rows: how
+    many times row_marker is in the page."""
     timeout = aiohttp.ClientTimeout(total=30)
     # unsafe=True: the jar keeps cookies from an IP address (127.0.0.1)
     async with aiohttp.ClientSession(base_url=base, timeout=timeout,
                                      cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
         async with http.get("/login") as page:
             token = CSRF.search(await page.text()).group(1)
-        async with http.post("/login", data={"csrf": token, "email": EMAIL,
+        async with http.post("/login", data={"csrf": token, "email": email,
                                              "password": PASSWORD},
                              allow_redirects=False) as signed:
             assert signed.status == 303, f"sign-in failed: {signed.status}"
@@ -143,8 +146,7 @@ async def measure(base: str, paths: List[tuple], requests: int) -> List[Result]:
                     body = await response.read()
                     assert response.status == 200, (path, response.status)
                 times.append((time.perf_counter() - started) * 1000)
-            results.append(Result(name, path, times, len(body),
-                                  body.count(b'<tr class="escalation-row')))
+            results.append(Result(name, path, times, len(body), body.count(row_marker)))
         return results
 
 
@@ -166,13 +168,13 @@ def serve(url: str, port: int, log_dir: Path) -> subprocess.Popen:
     raise SystemExit("the review page did not start within 60 s")
 
 
-def write_docs(text: str) -> None:
+def write_docs(text: str, start: str = START, end: str = END) -> None:
     doc = DOCS.read_text(encoding="utf-8")
-    if START not in doc or END not in doc:
-        raise SystemExit(f"{DOCS} has no {START} ... {END} section to replace")
-    head, rest = doc.split(START, 1)
-    tail = rest.split(END, 1)[1]
-    DOCS.write_text(f"{head}{START}\n{text}\n{END}{tail}", encoding="utf-8")
+    if start not in doc or end not in doc:
+        raise SystemExit(f"{DOCS} has no {start} ... {end} section to replace")
+    head, rest = doc.split(start, 1)
+    tail = rest.split(end, 1)[1]
+    DOCS.write_text(f"{head}{start}\n{text}\n{end}{tail}", encoding="utf-8")
 
 
 def main() -> int:
