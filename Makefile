@@ -9,12 +9,12 @@ LONG_SET ?= tests/long_messages.tsv
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONWARNINGS := ignore
 
-.PHONY: run test setup model validate test-stories pytest pytest-future evaluate benchmark benchmark-bot benchmark-review compare-pipelines clean
+.PHONY: run test setup model validate test-stories pytest pytest-future evaluate deidentify benchmark benchmark-bot benchmark-review compare-pipelines clean
 
 run: setup model            ## set up, train if needed, start everything, chat as the demo patient
 	$(AFTERCARE) run
 
-test: setup model validate test-stories pytest pytest-future evaluate   ## every test, as CI runs them
+test: setup model validate test-stories pytest pytest-future evaluate deidentify   ## every test, as CI runs them
 
 setup:                      ## .venv with the pinned versions (requirements/constraints.txt)
 	@scripts/setup.sh
@@ -50,6 +50,9 @@ evaluate: model             ## intent and red-flag figures on the measuring sets
 	$(AFTERCARE) evaluate $(EVAL_SET) --min-intent-accuracy 0.92 --min-red-flag-recall 1.0 --min-red-flag-precision 0.95
 	$(AFTERCARE) evaluate $(LONG_SET) --min-intent-accuracy 0.85 --min-red-flag-recall 1.0 --min-red-flag-precision 0.82
 	$(AFTERCARE) evaluate $(EVAL_SET) $(LONG_SET) tests/holdout_messages.tsv --record
+
+deidentify: setup           ## de-identification of the authors' inbox on tests/deidentify_cases.tsv; fails below recall 1.0
+	$(AFTERCARE) privacy measure
 
 benchmark: model            ## training time, start-up time and reply latency (docs/benchmarks.md)
 	$(PY) benchmarks/benchmark_rasa.py
