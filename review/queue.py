@@ -246,7 +246,8 @@ def _filtered(query: Select, filters: QueueFilters, staff_email: str) -> Select:
             found = Patient.id == n
             query = query.where(or_(Escalation.id == n, _of_patients(found)))
         else:
-            found = Patient.name.contains(filters.q, autoescape=True)
+            # lower() on both sides: PostgreSQL's LIKE minds case, SQLite's does not.
+            found = func.lower(Patient.name).contains(filters.q.lower(), autoescape=True)
             query = query.where(or_(_of_patients(found), Escalation.sender_id == filters.q))
     return query
 

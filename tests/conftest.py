@@ -3,7 +3,8 @@
 database_url is a new, empty SQLite file; in modules marked `all_databases`
 it is parametrised: each test runs once on SQLite and once on a new, empty
 database of the real PostgreSQL server the session starts on loopback
-(tests/support/postgres.py).
+(tests/support/postgres.py). module_database_url is the same for servers a
+module starts once (one database per module and kind).
 """
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from aftercare.protocol import load_protocol  # noqa: E402
 from aftercare.settings import PROJECT_ROOT  # noqa: E402
 from support.postgres import PostgresServer, PostgresUnavailable  # noqa: E402
+from support.redis import RedisServer, RedisUnavailable  # noqa: E402
 
 LONDON = ZoneInfo("Europe/London")
 PROTOCOL_PATH = PROJECT_ROOT / "clinic" / "protocol.yml"
@@ -37,9 +39,12 @@ DATABASES = ("sqlite", "postgresql")
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
-    if ("database_url" in metafunc.fixturenames
-            and metafunc.definition.get_closest_marker("all_databases")):
+    if not metafunc.definition.get_closest_marker("all_databases"):
+        return
+    if "database_url" in metafunc.fixturenames:
         metafunc.parametrize("database_url", DATABASES, indirect=True)
+    elif "module_database_url" in metafunc.fixturenames:
+        metafunc.parametrize("module_database_url", DATABASES, indirect=True, scope="module")
 
 
 def london(*args: int) -> datetime:
@@ -75,3 +80,40 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path,
     yield url
     if server is not None:
         server.drop_database(url)
+
+
+@pytest.fixture(scope="module")
+def module_database_url(request: pytest.FixtureRequest,
+                        tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if getattr(request, "param", "sqlite") == "postgresql":
+        server: PostgresServer = request.getfixturevalue("postgres")
+        url = server.create_database()
+        yield url
+        server.drop_database(url)
+    else:
+        yield f"sqlite:///{tmp_path_factory.mktemp('database') / 'aftercare.db'}"
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One Redis server for the whole run (tests/support/redis.py); a failure
+    to start fails the tests that need it, never skips them."""
+    try:
+        server = RedisServer.start()
+    except RedisUnavailable as exc:
+        pytest.fail(f"Redis did not start, so the Redis tests cannot run: {exc}", pytrace=False)
+    with server:
+        yield server
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The session's Redis, emptied for this test."""
+    import redis
+
+    client = redis.Redis.from_url(redis_server.url)
+    try:
+        client.flushall()
+    finally:
+        client.close()
+    return redis_server.url

@@ -20,7 +20,7 @@ from tests.bot_harness import (
     treated_hours_ago, wait_until,
 )
 
-pytestmark = [pytest.mark.e2e,
+pytestmark = [pytest.mark.e2e, pytest.mark.all_databases,
               pytest.mark.skipif(not (MODEL_DIR / "aftercare.tar.gz").exists(),
                                  reason="no trained model: run `make model` first")]
 
@@ -28,10 +28,11 @@ CHECKIN = "day2_morning"   # 09:00 on day 2, grace 6 h
 
 
 @pytest.fixture(scope="module")
-def assistant(tmp_path_factory):
-    """The real Rasa server and action server on a database of this module's own."""
+def assistant(tmp_path_factory, module_database_url):
+    """The real Rasa server and action server on a database of this module's own
+    (SQLite, then PostgreSQL)."""
     work = tmp_path_factory.mktemp("crash")
-    with running_assistant(work) as settings:
+    with running_assistant(work, module_database_url) as settings:
         yield settings
 
 

@@ -28,7 +28,7 @@ from tests.bot_harness import (
 )
 from tests.conftest import PROTOCOL_PATH
 
-pytestmark = [pytest.mark.e2e,
+pytestmark = [pytest.mark.e2e, pytest.mark.all_databases,
               pytest.mark.skipif(not (MODEL_DIR / "aftercare.tar.gz").exists(),
                                  reason="no trained model: run `make model` first")]
 
@@ -37,8 +37,9 @@ CLINIC_PHONE = "+44 20 7946 0321"
 
 
 @pytest.fixture(scope="module")
-def assistant(tmp_path_factory):
-    """Rasa and the action server, with the bot, on a protocol that has `day5_extra`."""
+def assistant(tmp_path_factory, module_database_url):
+    """Rasa and the action server, with the bot, on a protocol that has `day5_extra`,
+    on a database of this module's own (SQLite, then PostgreSQL)."""
     work = tmp_path_factory.mktemp("checkin-delivery")
     protocol = yaml.safe_load(PROTOCOL_PATH.read_text())
     protocol["checkins"].append({"id": EXTRA, "day": 5, "time": "10:00", "grace_hours": 6})
@@ -46,7 +47,7 @@ def assistant(tmp_path_factory):
     path.write_text(yaml.safe_dump(protocol))
     with pytest.MonkeyPatch.context() as env:
         env.setenv("AFTERCARE_PROTOCOL", str(path))   # the action server reads it too
-        with running_assistant(work) as settings:
+        with running_assistant(work, module_database_url) as settings:
             assert settings.protocol_path == path
             yield settings
 

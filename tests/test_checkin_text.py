@@ -18,6 +18,7 @@ from aftercare.protocol import load_protocol
 from aftercare.settings import PROJECT_ROOT, get_settings
 from tests.conftest import PROTOCOL_PATH
 
+pytestmark = pytest.mark.all_databases
 DOMAIN = yaml.safe_load((PROJECT_ROOT / "domain.yml").read_text())
 
 

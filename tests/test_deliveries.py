@@ -1,6 +1,7 @@
-"""The check-in delivery log on a real SQLite file (migrated, so the status
-CHECK constraint is the real one): claims, the step to sending, and what a
-start-up does with rows a stop or a crash left in flight."""
+"""The check-in delivery log on a real SQLite file and a real PostgreSQL
+database (each test runs on both, conftest.py; migrated, so the status CHECK
+constraint is the real one): claims, the step to sending, and what a start-up
+does with rows a stop or a crash left in flight."""
 from __future__ import annotations
 
 import asyncio
@@ -17,12 +18,13 @@ from aftercare.store.models import CheckinDelivery
 TREATED = datetime(2026, 11, 20, 10, 0, tzinfo=timezone.utc)
 STATUSES = ("due", "claimed", "sending", "sent", "skipped", "failed", "uncertain")
 
+pytestmark = pytest.mark.all_databases
+
 
 @pytest.fixture
-def url(tmp_path) -> str:
-    url = f"sqlite:///{tmp_path / 'deliveries.db'}"
-    db.migrate(url)
-    return url
+def url(database_url: str) -> str:
+    db.migrate(database_url)
+    return database_url
 
 
 def _treatment(url: str) -> tuple[int, int]:

@@ -1,7 +1,8 @@
 """The review list as a work queue: order, who has it, overdue, the patient's
 words, search, filters and pages. The real aiohttp application on a free port,
-a temporary SQLite database written with the store's own functions, httpx as
-the browser; times are set relative to the real clock, so any date works."""
+a temporary database (SQLite, then PostgreSQL: conftest.py) written with the
+store's own functions, httpx as the browser; times are set relative to the
+real clock, so any date works."""
 from __future__ import annotations
 
 import html as html_lib
@@ -30,6 +31,7 @@ from tests.review_harness import (
     csrf_of, review_settings, serving,
 )
 
+pytestmark = pytest.mark.all_databases
 PROTOCOL = PROJECT_ROOT / "clinic" / "protocol.yml"
 REALERT = load_protocol(PROTOCOL).escalation.realert_minutes
 OTHER_NAME = "Bartholomew Fenwick-Ouzel"

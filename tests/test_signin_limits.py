@@ -1,6 +1,7 @@
 """The review page's sign-in limits over real HTTP (review/auth.py has the
 policy): the real application from tests/review_harness.py, or `python -m
-review` processes sharing one SQLite file, with httpx clients as browsers.
+review` processes sharing one database (a SQLite file, then PostgreSQL:
+conftest.py), with httpx clients as browsers.
 Attempts are fired at once from threads; how many reached the password check
 is what the answers say (401 checked and wrong, 303 checked and right, 429
 refused before any check)."""
@@ -25,6 +26,7 @@ from tests.review_harness import (
     PASSWORD, STAFF_EMAIL, OffsetClock, add_staff, csrf_of, review_settings, serving,
 )
 
+pytestmark = pytest.mark.all_databases
 WRONG = "wrong password 123"
 NURSE_AT = "198.51.100.7"        # the nurse's own address, as the proxy saw it
 STRANGER_AT = "203.0.113.9"      # the stranger's

@@ -1,4 +1,5 @@
-"""Staff accounts (aftercare.staff) and `aftercare staff ...`, on a temporary SQLite file."""
+"""Staff accounts (aftercare.staff) and `aftercare staff ...`, on a temporary SQLite
+file and a PostgreSQL database (conftest.py)."""
 from __future__ import annotations
 
 import io
@@ -14,6 +15,7 @@ from aftercare.store.models import Staff, StaffSession
 from aftercare.store.repository import StoreError
 from cli.main import main
 
+pytestmark = pytest.mark.all_databases
 NOW = datetime(2026, 11, 27, 12, 0, tzinfo=timezone.utc)
 PASSWORD = "correct horse battery"
 
