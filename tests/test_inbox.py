@@ -1,6 +1,7 @@
-"""The authoring inbox on a real SQLite store: listing, filters, counts,
-labels, "not useful", consent, erasure, staff roles, a nurse's flag on a
-conversation Rasa's own tracker store wrote, and `aftercare inbox` in-process."""
+"""The authoring inbox on a real SQLite store and on PostgreSQL (conftest.py):
+listing, filters, counts, labels, "not useful", consent, erasure, staff roles,
+a nurse's flag on a conversation Rasa's own tracker store wrote, and
+`aftercare inbox` in-process."""
 from __future__ import annotations
 
 import asyncio
@@ -27,6 +28,8 @@ TREATED = datetime(2026, 11, 25, 10, 0, tzinfo=LONDON)
 NOW = datetime(2026, 11, 28, 12, 0, tzinfo=LONDON)
 INTENTS = trainable_intents(PROJECT_ROOT / "domain.yml")
 PASSWORD = "correct horse battery"
+
+pytestmark = pytest.mark.all_databases
 
 
 @pytest.fixture
@@ -275,12 +278,13 @@ def test_existing_staff_become_nurses_when_the_database_is_upgraded(tmp_path: Pa
 
 # ---------------------------------------------------------------- a nurse's flag
 def save_conversation(url: str, sender: str, turns: list[tuple[str, str, float, str]]) -> None:
-    """Write a conversation with Rasa's own SQL tracker store into the database file."""
+    """Write a conversation with Rasa's own SQL tracker store into the database
+    (a whole URL as its host, as endpoints.yml gives it)."""
     from rasa.core.tracker_store import SQLTrackerStore
     from rasa.shared.core.events import BotUttered, UserUttered
     from rasa.shared.core.trackers import DialogueStateTracker
 
-    store = SQLTrackerStore(dialect="sqlite", db=url[len("sqlite:///"):])
+    store = SQLTrackerStore(host=url)
     events = []
     for moment, (said, intent, confidence, answer) in enumerate(turns):
         stamp = (NOW + timedelta(minutes=moment)).timestamp()
