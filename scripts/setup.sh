@@ -41,6 +41,30 @@ if ! command -v faketime >/dev/null 2>&1; then
          "sudo apt-get install -y faketime" >&2
   fi
 fi
+# The store's tests run on a real PostgreSQL server too, and the scaling tests on a
+# real Redis: tests/support/ starts them on loopback in temporary folders, from
+# Debian's packages (postgresql puts initdb in /usr/lib/postgresql/<version>/bin).
+if ! command -v initdb >/dev/null 2>&1 \
+    && ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
+  if [ -n "$apt_install" ]; then
+    echo "setup: installing postgresql (the tests run the store on a real PostgreSQL server)"
+    apt_get postgresql
+  else
+    echo "setup: warning: PostgreSQL is missing, and apt-get cannot be used here (needs" \
+         "root). The PostgreSQL tests will fail until it is installed:" \
+         "sudo apt-get install -y postgresql" >&2
+  fi
+fi
+if ! command -v redis-server >/dev/null 2>&1; then
+  if [ -n "$apt_install" ]; then
+    echo "setup: installing redis-server (the tests of several Rasa servers and bots use Redis)"
+    apt_get redis-server
+  else
+    echo "setup: warning: redis-server is missing, and apt-get cannot be used here (needs" \
+         "root). The Redis tests will fail until it is installed:" \
+         "sudo apt-get install -y redis-server" >&2
+  fi
+fi
 
 stamp=.venv/.installed
 want=$(cat requirements/constraints.txt pyproject.toml | sha256sum | cut -d' ' -f1)
