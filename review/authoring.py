@@ -345,12 +345,22 @@ def load_quality(directory: Path, source: Optional[str] = None,
         pairs=list(cv.confused_pairs), thin_threshold=threshold, thin=thin,
         heatmap=Markup(plots.confusion_heatmap_svg(
             view.labels, view.matrix, view.row_totals, title="Most confused intents")),
-        f1_plot=Markup(plots.f1_over_models_svg(history.f1_series(entries, source))),
+        f1_plot=Markup(_f1_plot(entries, source)),
         thin_plot=Markup(plots.bar_chart_svg(
             [(name, float(count)) for name, count in thin],
             title="Training examples",
             maximum=float(threshold), digits=0)) if thin else Markup(""),
         warnings=loaded.warnings)
+
+
+def _f1_plot(entries: Sequence[history.Entry], source: str) -> str:
+    """F1 per intent over the models; with one model, its weakest intents as bars
+    (a line needs two models)."""
+    if len(entries) > 1:
+        return plots.f1_over_models_svg(history.f1_series(entries, source))
+    weakest = [(row.intent, row.f1[-1]) for row in history.per_intent_f1(entries, source)
+               if row.f1[-1] is not None][:10]
+    return plots.bar_chart_svg(weakest, title="F1 of the weakest intents", maximum=1.0)
 
 
 def source_words(source: str) -> str:

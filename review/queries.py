@@ -292,7 +292,8 @@ def _conversation(session: Session, sender_ids: Sequence[Optional[str]],
                         from_tracker=True, improve_consent=consent)
 
 
-def _improve_consent(session: Session, senders: set, patient_id: Optional[int]) -> Optional[bool]:
+def _improve_consent(session: Session, senders: set,
+                     patient_id: Optional[int]) -> Optional[bool]:
     """The patient's answer to improving the assistant (as the inbox reads it:
     by the chat's sender id), or None."""
     found = [find_patient_by_sender(session, s) for s in sorted(senders)]

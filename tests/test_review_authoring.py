@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import html as html_lib
-import json
 import re
 import uuid
 from datetime import datetime, timedelta, timezone
@@ -321,7 +320,8 @@ def test_label_an_item_from_its_page_and_change_it(url, author):
     page = author.get(f"/authoring/items/{item_id}?back=%2Fauthoring%3Freason%3Dmisunderstood")
     choices = options(page)
     assert choices[:2] == ["ask_swimming_sauna", "ask_exercise_sweat"]
-    assert "greet" in choices and "nlu_fallback" not in choices and len(set(choices)) == len(choices)
+    assert "greet" in choices and "nlu_fallback" not in choices
+    assert len(set(choices)) == len(choices)
     assert "ask_exercise_sweat: Exercise and sweating" in page
     response = author.post(f"/authoring/items/{item_id}/label", {
         "intent": "ask_exercise_sweat", "text": "when may I return to my hot pilates",
@@ -396,7 +396,8 @@ def test_an_item_exported_or_erased_meanwhile(url, author):
     with db.session_scope(url) as session:              # ... and it is exported meanwhile
         session.execute(update(InboxItem).where(InboxItem.id == exported).values(
             status="exported", label_intent="ask_makeup", exported_at=now()))
-    response = author.post(f"/authoring/items/{exported}/label", {"intent": "ask_skincare_products"})
+    response = author.post(f"/authoring/items/{exported}/label",
+                           {"intent": "ask_skincare_products"})
     assert response.status_code == 409
     assert "was exported" in response.text and "Nothing was changed" in response.text
     assert item(url, exported).label_intent == "ask_makeup"
@@ -607,3 +608,14 @@ def test_the_quality_page_shows_each_model_with_tables_and_plots(author, quality
     on_set = author.get("/authoring/quality?source=dev_messages")
     assert "Measured on measuring set dev_messages" in on_set
     assert author.get("/authoring/quality?source=<script>").count("<script>") == 0
+
+
+def test_with_one_model_the_plot_shows_its_weakest_intents(author, quality_dir):
+    history.save(record("aaaaaaaaaaaa", T0, {"ask_exercise_sweat": 0.70, "ask_makeup": 0.95,
+                                             "ask_swimming_sauna": 0.80}, accuracy=0.90),
+                 quality_dir)
+    page = author.get("/authoring/quality")
+    plot = page.split('id="f1-plot">', 1)[1].split("</figure>", 1)[0]
+    assert "F1 of the weakest intents" in plot and "one model so far" in plot
+    assert plot.index("ask_exercise_sweat: 0.70") < plot.index("ask_swimming_sauna: 0.80")
+    assert "Every intent has at least 30 training examples" in words(page)
