@@ -9,7 +9,7 @@ LONG_SET ?= tests/long_messages.tsv
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONWARNINGS := ignore
 
-.PHONY: run test setup model validate test-stories pytest pytest-future evaluate deidentify benchmark benchmark-bot benchmark-review compare-pipelines clean
+.PHONY: run test setup model validate test-stories pytest pytest-future evaluate deidentify benchmark benchmark-bot benchmark-review benchmark-inbox compare-pipelines clean
 
 run: setup model            ## set up, train if needed, start everything, chat as the demo patient
 	$(AFTERCARE) run
@@ -62,6 +62,9 @@ benchmark-bot: model        ## Telegram bot: reply latency, check-in delivery ra
 
 benchmark-review: setup     ## staff review list with 2,000 open escalations: latency and page size (docs/benchmarks.md)
 	$(PY) benchmarks/benchmark_review.py --write-docs
+
+benchmark-inbox: setup      ## authors' inbox page with 5,000 items: latency and page size (docs/benchmarks.md)
+	$(PY) benchmarks/benchmark_inbox.py --write-docs
 
 compare-pipelines: setup    ## NLU pipelines side by side (docs/pipeline-comparison.md)
 	$(PY) benchmarks/compare_pipelines.py --eval $(EVAL_SET) $(LONG_SET)
