@@ -329,3 +329,20 @@ def test_database_errors_never_carry_the_values(url: str) -> None:
             session.add(Message(sender_id="tg-1", direction="up", kind="text",
                                 text="my secret symptom words"))
     assert "my secret symptom words" not in str(failure.value)
+
+
+def test_duplicate_key_errors_never_carry_the_key(url: str) -> None:
+    """PostgreSQL's detail for a unique violation names the key's value (an
+    email here, a patient's chat or words elsewhere): it must not get through."""
+    from sqlalchemy.exc import IntegrityError
+
+    from aftercare.store.models import Staff
+
+    email = "nurse.quill@clinic.example"
+    with db.session_scope(url) as session:
+        session.add(Staff(email=email, password_hash="x"))
+    with pytest.raises(IntegrityError) as failure:
+        with db.session_scope(url) as session:
+            session.add(Staff(email=email, password_hash="y"))
+    assert email not in str(failure.value)
+    assert email not in str(failure.value.orig)
