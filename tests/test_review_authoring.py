@@ -619,3 +619,17 @@ def test_with_one_model_the_plot_shows_its_weakest_intents(author, quality_dir):
     assert "F1 of the weakest intents" in plot and "one model so far" in plot
     assert plot.index("ask_exercise_sweat: 0.70") < plot.index("ask_swimming_sauna: 0.80")
     assert "Every intent has at least 30 training examples" in words(page)
+
+
+def test_listing_and_labelling_do_not_load_spacy():
+    """The review page lists and labels stored, already masked items: loading
+    spaCy (and TensorFlow with it: seconds, hundreds of MB) waits for a label
+    whose text an author shortened."""
+    import subprocess
+    import sys
+    code = ("import sys, review.app, review.authoring_views, review.authoring, "
+            "aftercare.authoring.inbox, aftercare.authoring.export; "
+            "print(sorted(m for m in ('spacy', 'tensorflow') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120, check=True)
+    assert result.stdout.strip() == "[]"

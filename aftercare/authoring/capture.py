@@ -39,9 +39,7 @@ from typing import Callable, Iterable, Mapping, Optional, Sequence
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from aftercare.privacy import deidentify
 from aftercare.rasa_data import EXTERNAL_INTENT_PREFIX, FALLBACK_INTENT
-from aftercare.safety.triage import RED_FLAG_INTENTS
 from aftercare.store.models import InboxItem, InboxReason, Patient
 from aftercare.store.repository import find_patient_by_sender, patient_day
 from aftercare.yaml_files import read_yaml
@@ -155,6 +153,9 @@ def reasons_for(reading: Reading, net_level: Optional[str], threshold: float) ->
         reasons.append("fallback")
     elif reading.chosen_confidence is not None and reading.chosen_confidence < threshold:
         reasons.append("low_confidence")
+    # Imported here: the safety package loads spaCy, which the review page's
+    # inbox never needs (it lists items already kept).
+    from aftercare.safety.triage import RED_FLAG_INTENTS
     net_flags = net_level in NET_RED_FLAG_LEVELS
     intent_flags = reading.chosen in RED_FLAG_INTENTS
     if net_flags != intent_flags:
@@ -167,6 +168,13 @@ def _fold(text: str) -> str:
     text = text.casefold().replace("’", "").replace("'", "").replace("‘", "")
     return " ".join(re.sub(r"[^\w]+", " ", text).split())
 
+
+def deidentify(text: str, names: Sequence[str] = ()):
+    """aftercare.privacy.deidentify, imported on first use: it loads spaCy (and
+    with it TensorFlow, seconds and hundreds of MB), which a process that only
+    lists or labels stored items never needs."""
+    from aftercare.privacy import deidentify as mask
+    return mask(text, names)
 
 @dataclass(frozen=True)
 class MisunderstoodPhrases:

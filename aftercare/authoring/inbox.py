@@ -21,9 +21,8 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from aftercare.authoring.capture import (
-    NetLevel, Reading, capture_key, capture_reading, consenting_patient, said_after,
+    deidentify, NetLevel, Reading, capture_key, capture_reading, consenting_patient, said_after,
 )
-from aftercare.privacy import deidentify
 from aftercare.rasa_data import FALLBACK_INTENT
 from aftercare.staff import has_role
 from aftercare.store.models import (
