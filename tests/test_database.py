@@ -170,6 +170,7 @@ def _wrong_urls(server_url: str) -> dict:
         "scheme": f"mysql://aftercare:{SECRET}@127.0.0.1/aftercare",
         "postgres-scheme": f"postgres://aftercare:{SECRET}@127.0.0.1/aftercare",
         "not-a-url": f"aftercare:{SECRET}@localhost",
+        "port": f"postgresql://aftercare:{SECRET}@127.0.0.1:five/aftercare",
         "refused": f"postgresql://aftercare:{SECRET}@127.0.0.1:9/aftercare",
         "unknown-host": f"postgresql://aftercare:{SECRET}@no-such-host.invalid/aftercare",
         "password": f"postgresql://postgres:{SECRET}@{host_port}/postgres",
@@ -181,7 +182,7 @@ def wrong_urls(postgres: PostgresServer) -> dict:
     return _wrong_urls(postgres.url())
 
 
-@pytest.mark.parametrize("kind", ["scheme", "postgres-scheme", "not-a-url", "refused",
+@pytest.mark.parametrize("kind", ["scheme", "postgres-scheme", "not-a-url", "port", "refused",
                                   "unknown-host", "password"])
 @pytest.mark.parametrize("argv", [["patients", "list"], ["db", "check"], ["db", "migrate"],
                                   ["run"]])

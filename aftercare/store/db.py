@@ -48,7 +48,7 @@ def shown_url(url: str) -> str:
     """The URL as it may be shown or logged: the password masked."""
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
+    except (ArgumentError, ValueError):   # ValueError: a port that is not a number
         return url.split("://", 1)[0] + "://..." if "://" in url else "(not a URL)"
 
 
@@ -57,7 +57,7 @@ def parse_url(url: str, setting: str = SETTING) -> URL:
     naming `setting` (where the URL came from)."""
     try:
         parsed = make_url(url)
-    except ArgumentError:
+    except (ArgumentError, ValueError):
         raise DatabaseURLError(f"{setting} is not a database URL: {shown_url(url)} "
                                f"(use {URL_EXAMPLES})") from None
     backend = parsed.get_backend_name()
