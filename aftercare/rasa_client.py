@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 from dataclasses import dataclass
+from typing import Optional
 
 
 class RasaUnavailable(RuntimeError):
@@ -22,6 +24,10 @@ class Reply:
 class RasaClient:
     base_url: str
     timeout: float = 30
+    token: Optional[str] = None     # AFTERCARE_RASA_TOKEN, when Rasa requires one
+
+    def _query(self) -> str:
+        return "?" + urllib.parse.urlencode({"token": self.token}) if self.token else ""
 
     def send(self, sender_id: str, text: str) -> list[str]:
         """Send a patient's message; return the assistant's reply texts."""
@@ -31,7 +37,7 @@ class RasaClient:
         """Send a patient's message; return the replies with their buttons."""
         body = json.dumps({"sender": sender_id, "message": text}).encode("utf-8")
         request = urllib.request.Request(
-            f"{self.base_url.rstrip('/')}/webhooks/rest/webhook", data=body,
+            f"{self.base_url.rstrip('/')}/webhooks/rest/webhook{self._query()}", data=body,
             headers={"Content-Type": "application/json"}, method="POST")
         try:
             with urllib.request.urlopen(request, timeout=self.timeout) as response:

@@ -16,13 +16,16 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterator, Optional
 
-from aftercare.settings import PROJECT_ROOT, Settings
+from aftercare.settings import (
+    PROJECT_ROOT, Settings, action_server_urls, rasa_server_urls,
+)
 
 VENV_BIN = Path(sys.executable).parent
 MODEL_DIR = PROJECT_ROOT / "models"
@@ -122,7 +125,8 @@ def _spawn(name: str, args: list[str], env: dict, health_url: str, log_dir: Path
                    log_path=log_path, args=list(args), env=dict(env))
 
 
-def start_action_server(settings: Settings, log_dir: Path) -> Service:
+def start_action_server(settings: Settings, log_dir: Path,
+                        name: str = "action-server") -> Service:
     """rasa-sdk's action server through actions/server.py: on
     settings.action_server_host (loopback by default), and with a token
     required when one is set (it refuses to listen beyond loopback without)."""
@@ -133,22 +137,59 @@ def start_action_server(settings: Settings, log_dir: Path) -> Service:
     health_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     if ":" in health_host:
         health_host = f"[{health_host}]"
-    return _spawn("action-server",
+    return _spawn(name,
                   [sys.executable, "-m", "actions.server", "--host", host, "--port", port],
                   env, f"http://{health_host}:{port}/health", log_dir)
 
 
 def start_rasa_server(settings: Settings, log_dir: Path, model: Path | None = None,
-                      endpoints: Path = PROJECT_ROOT / "endpoints.yml") -> Service:
+                      endpoints: Path = PROJECT_ROOT / "endpoints.yml",
+                      name: str = "rasa-server") -> Service:
+    """`rasa run` through aftercare/rasa_server.py on settings.rasa_host
+    (loopback by default; beyond it only with AFTERCARE_RASA_TOKEN), with the
+    lock store and token of the scaling settings (scale_env)."""
     port = _port(settings.rasa_url)
-    service = _spawn("rasa-server",
+    host = settings.rasa_host
+    health_host = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
+    if ":" in health_host:
+        health_host = f"[{health_host}]"
+    service = _spawn(name,
                      [sys.executable, "-m", "aftercare.rasa_server", "run",
                       "--model", str(model or model_path()),
-                      "--enable-api", "--port", port, "--interface", "127.0.0.1",
+                      "--enable-api", "--port", port, "--interface", host,
                       "--endpoints", str(endpoints), "--credentials", "credentials.yml"],
-                     service_env(settings), f"http://127.0.0.1:{port}/status", log_dir)
+                     {**service_env(settings), **scale_env(settings)},
+                     f"http://{health_host}:{port}/status{token_query(settings)}", log_dir)
     service.after_start = lambda: warm_up_rasa(settings)
     return service
+
+
+def scale_env(settings: Settings) -> dict[str, str]:
+    """What a Rasa server needs of the settings for running beside others:
+    the Redis URL of its lock store (endpoints.yml; empty: in memory) and the
+    token its API requires (empty: none, loopback only)."""
+    return {"AFTERCARE_REDIS_URL": settings.redis_url or "",
+            "AFTERCARE_RASA_TOKEN": settings.rasa_token or ""}
+
+
+def token_query(settings: Settings) -> str:
+    """`?token=...` for a request to Rasa when its API requires one."""
+    if not settings.rasa_token:
+        return ""
+    return "?" + urllib.parse.urlencode({"token": settings.rasa_token})
+
+
+def assistant_pairs(settings: Settings) -> list[tuple[str, Settings]]:
+    """(name suffix, settings) for each Rasa server `aftercare run` starts with
+    its own action server: AFTERCARE_RASA_SERVERS of them, the first on
+    RASA_URL and ACTION_SERVER_URL, the others on the ports after those."""
+    pairs = []
+    for index, (rasa, actions) in enumerate(zip(rasa_server_urls(settings),
+                                                action_server_urls(settings))):
+        suffix = "" if index == 0 else f"-{index + 1}"
+        pairs.append((suffix, replace(settings, rasa_url=rasa, action_server_url=actions,
+                                      rasa_urls=())))
+    return pairs
 
 
 def review_url(settings: Settings) -> str:
@@ -194,7 +235,7 @@ def wait_until_healthy(services: list[Service], timeout: float = 180) -> None:
 def warm_up_rasa(settings: Settings) -> None:
     """Parse one message so Rasa's first patient does not wait for lazy loading."""
     request = urllib.request.Request(
-        f"{settings.rasa_url}/model/parse", data=b'{"text": "hello"}',
+        f"{settings.rasa_url}/model/parse{token_query(settings)}", data=b'{"text": "hello"}',
         headers={"Content-Type": "application/json"}, method="POST")
     with urllib.request.urlopen(request, timeout=60) as response:
         response.read()
@@ -205,17 +246,24 @@ def running_services(settings: Settings, log_dir: Path | None = None, timeout: f
                      include_rasa: bool = True,
                      include_review: bool = True) -> Iterator[list[Service]]:
     """The action server, the Rasa server (unless include_rasa is False) and the
-    staff review page (unless include_review is False), healthy, stopped on exit."""
+    staff review page (unless include_review is False), healthy, stopped on exit.
+    With AFTERCARE_RASA_SERVERS=N, N Rasa servers, each with its own action
+    server (assistant_pairs)."""
     log_dir = log_dir or settings.log_dir
+    pairs = assistant_pairs(settings) if include_rasa else [("", settings)]
     services = [start_action_server(settings, log_dir)]
     try:
+        for suffix, pair in pairs[1:]:
+            services.append(start_action_server(pair, log_dir, name=f"action-server{suffix}"))
         if include_rasa:
-            services.append(start_rasa_server(settings, log_dir))
+            for suffix, pair in pairs:
+                services.append(start_rasa_server(pair, log_dir, name=f"rasa-server{suffix}"))
         if include_review:
             services.append(start_review_server(settings, log_dir))
         wait_until_healthy(services, timeout)
         if include_rasa:
-            warm_up_rasa(settings)
+            for _, pair in pairs:
+                warm_up_rasa(pair)
         yield services
     finally:
         for service in reversed(services):

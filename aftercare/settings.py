@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -63,6 +64,21 @@ class Settings:
     inbox_confidence_threshold: float = 0.5
     inbox_misunderstood_path: Path = PROJECT_ROOT / "data" / "authoring" / "misunderstood.yml"
     inbox_export_dir: Path = PROJECT_ROOT / "data" / "nlu" / "conversations"
+    # Beyond one machine (README "Running beyond one machine"): Rasa servers
+    # run elsewhere (RASA_URLS), or how many `aftercare run` starts (from
+    # rasa_url's port upwards, each with its own action server); the interface
+    # Rasa listens on and the token its API then requires; Redis for Rasa's
+    # lock store and the shared Telegram budget; how many bot processes share
+    # the bot's token (a process's share of the budget while Redis is down).
+    rasa_urls: tuple[str, ...] = ()
+    rasa_servers: int = 1
+    rasa_host: str = "127.0.0.1"
+    rasa_token: str | None = None
+    redis_url: str | None = None
+    bot_processes: int = 1
+    # False: this bot process only sends (check-ins, staff relay) and takes no
+    # updates from Telegram; another process polls, or all use the webhook.
+    telegram_receive_updates: bool = True
 
 
 class SettingsError(ValueError):
@@ -133,6 +149,93 @@ def _token(value: str | None, name: str) -> str | None:
     return value
 
 
+MAX_RASA_SERVERS = 16
+
+
+def _count(value: str, name: str, maximum: int) -> int:
+    if not value.strip().isdigit() or not 1 <= int(value) <= maximum:
+        raise SettingsError(f"{name} must be a whole number from 1 to {maximum}, got {value!r}")
+    return int(value)
+
+
+def _http_urls(value: str, name: str) -> tuple[str, ...]:
+    """Comma-separated http(s)://host:port addresses, without a trailing slash."""
+    urls = []
+    for part in value.split(","):
+        part = part.strip().rstrip("/")
+        if not part:
+            continue
+        parsed = urlsplit(part)
+        try:
+            port = parsed.port
+        except ValueError:
+            port = None
+        if parsed.scheme not in ("http", "https") or not parsed.hostname or port is None:
+            raise SettingsError(f"{name} must be Rasa addresses separated by commas, each "
+                                f"http://HOST:PORT (such as http://10.0.0.5:5005), got {part!r}")
+        urls.append(part)
+    if len(urls) != len(set(urls)):
+        raise SettingsError(f"{name} names a Rasa server twice")
+    if len(urls) > MAX_RASA_SERVERS:
+        raise SettingsError(f"{name} names more than {MAX_RASA_SERVERS} Rasa servers")
+    return tuple(urls)
+
+
+def _redis_url(value: str | None, name: str) -> str | None:
+    """A redis:// or rediss:// URL; never echoed back, it may hold a password."""
+    if not value or not value.strip():
+        return None
+    parsed = urlsplit(value.strip())
+    try:
+        parsed.port
+    except ValueError:
+        parsed = parsed._replace(netloc="")
+    if parsed.scheme not in ("redis", "rediss") or not parsed.hostname:
+        raise SettingsError(f"{name} must be a redis:// or rediss:// URL such as "
+                            f"redis://127.0.0.1:6379/0 (with a password: "
+                            f"redis://:PASSWORD@HOST:6379/0)")
+    return value.strip()
+
+
+def redis_address(url: str) -> str:
+    """host:port of a Redis URL, for logs and messages (never the password)."""
+    parsed = urlsplit(url)
+    try:
+        port = parsed.port or 6379
+    except ValueError:
+        port = 6379
+    return f"{parsed.hostname}:{port}"
+
+
+def with_port(url: str, port: int) -> str:
+    """url with another port number (the path kept)."""
+    parsed = urlsplit(url)
+    host = parsed.hostname or "127.0.0.1"
+    if ":" in host:
+        host = f"[{host}]"
+    return urlunsplit(parsed._replace(netloc=f"{host}:{port}"))
+
+
+def rasa_server_urls(settings: Settings) -> tuple[str, ...]:
+    """Every Rasa server the bot sends to: RASA_URLS, else the
+    AFTERCARE_RASA_SERVERS servers `aftercare run` starts from RASA_URL's port up."""
+    if settings.rasa_urls:
+        return settings.rasa_urls
+    base = settings.rasa_url.rstrip("/")
+    first = urlsplit(base).port or 5005
+    return tuple(base if i == 0 else with_port(base, first + i)
+                 for i in range(settings.rasa_servers))
+
+
+def action_server_urls(settings: Settings) -> tuple[str, ...]:
+    """The action server of each Rasa server `aftercare run` starts (one each,
+    in pairs), from ACTION_SERVER_URL's port upwards."""
+    base = settings.action_server_url
+    first = urlsplit(base).port or 5055
+    return tuple(base if i == 0 else with_port(base, first + i)
+                 for i in range(settings.rasa_servers))
+
+
 def get_settings() -> Settings:
     _load_dotenv(PROJECT_ROOT / ".env")
     env = os.environ.get
@@ -171,4 +274,46 @@ def get_settings() -> Settings:
                                              "AFTERCARE_INBOX_CONFIDENCE"),
         inbox_export_dir=Path(env("AFTERCARE_INBOX_EXPORT_DIR",
                                   PROJECT_ROOT / "data" / "nlu" / "conversations")),
+        rasa_urls=_http_urls(env("RASA_URLS", ""), "RASA_URLS"),
+        rasa_servers=_rasa_servers(env),
+        rasa_host=env("AFTERCARE_RASA_HOST", "127.0.0.1").strip() or "127.0.0.1",
+        rasa_token=_token(env("AFTERCARE_RASA_TOKEN"), "AFTERCARE_RASA_TOKEN"),
+        redis_url=_redis_url(env("AFTERCARE_REDIS_URL"), "AFTERCARE_REDIS_URL"),
+        bot_processes=_count(env("AFTERCARE_BOT_PROCESSES", "1"), "AFTERCARE_BOT_PROCESSES", 64),
+        telegram_receive_updates=_yes_no(env("TELEGRAM_RECEIVE_UPDATES", "yes"),
+                                         "TELEGRAM_RECEIVE_UPDATES"),
     )
+
+
+def _rasa_servers(env) -> int:
+    count = _count(env("AFTERCARE_RASA_SERVERS", "1"), "AFTERCARE_RASA_SERVERS",
+                   MAX_RASA_SERVERS)
+    if count > 1 and (env("RASA_URLS") or "").strip():
+        raise SettingsError("set RASA_URLS (Rasa servers run elsewhere) or "
+                            "AFTERCARE_RASA_SERVERS (how many `aftercare run` starts), not both")
+    return count
+
+
+def _yes_no(value: str, name: str) -> bool:
+    answer = value.strip().lower()
+    if answer in ("1", "yes", "true", "on"):
+        return True
+    if answer in ("0", "no", "false", "off"):
+        return False
+    raise SettingsError(f"{name} must be yes or no, got {value!r}")
+
+
+def one_rasa_without_redis(settings: Settings) -> tuple[Settings, str | None]:
+    """Without Redis only the first Rasa server is used: each server would keep
+    its conversation locks in its own memory, which cannot keep one
+    conversation in order across servers. Returns the settings to use and,
+    when that changed anything, what to tell the person starting it."""
+    urls = rasa_server_urls(settings)
+    if len(urls) <= 1 or settings.redis_url:
+        return settings, None
+    named = "RASA_URLS" if settings.rasa_urls else "AFTERCARE_RASA_SERVERS"
+    message = (f"{named} gives {len(urls)} Rasa servers but AFTERCARE_REDIS_URL is not set: "
+               f"without Redis each Rasa server keeps its conversation locks in its own memory, "
+               f"which cannot keep a conversation's messages in order across servers, so only "
+               f"one is used ({urls[0]})")
+    return replace(settings, rasa_url=urls[0], rasa_urls=(), rasa_servers=1), message

@@ -142,16 +142,35 @@ class Supervisor:
                          type(exc).__name__, exc_info=exc)
 
 
+def pair_of(name: str) -> Optional[str]:
+    """Which Rasa server and action server pair a service belongs to: "" for
+    rasa-server/action-server, "-2" for rasa-server-2/action-server-2, ...;
+    None for a service that is not part of the assistant."""
+    for base in ASSISTANT:
+        if name == base:
+            return ""
+        if name.startswith(base + "-"):
+            return name[len(base):]
+    return None
+
+
 class ServiceNotices:
     """What a service going down or coming back means: the Rasa client answers
     at once that the assistant is unavailable, and the staff group is told once
-    per outage (the assistant's two servers count as one)."""
+    per outage (the assistant's two servers count as one).
+
+    With several Rasa servers (`pair_urls`: pair suffix -> that Rasa server's
+    URL) a pair with a server down only moves its conversations to the other
+    servers (RasaClient.mark); the assistant is down, and the staff told, when
+    every pair is."""
 
     def __init__(self, rasa: RasaClient, relay: Optional[StaffRelay],
-                 clinic_phone: Callable[[], str]) -> None:
+                 clinic_phone: Callable[[], str],
+                 pair_urls: Optional[dict[str, str]] = None) -> None:
         self._rasa = rasa
         self._relay = relay
         self._clinic_phone = clinic_phone
+        self._pair_urls = dict(pair_urls or {})
         self._down: set[str] = set()
         self._assistant_told: list[str] = []
         self._review_told = False
@@ -161,7 +180,12 @@ class ServiceNotices:
             self._down.discard(name)
         else:
             self._down.add(name)
-        assistant_down = sorted(n for n in self._down if n in ASSISTANT)
+        pairs_down = {pair_of(n) for n in self._down} - {None}
+        for pair, url in self._pair_urls.items():
+            self._rasa.mark(url, pair not in pairs_down)
+        every_pair = set(self._pair_urls) or {""}
+        assistant_down = (sorted(n for n in self._down if pair_of(n) is not None)
+                          if every_pair <= pairs_down else [])
         self._rasa.available = not assistant_down
         if assistant_down and not self._assistant_told:
             self._assistant_told = assistant_down

@@ -4,13 +4,14 @@ review page."""
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from datetime import timedelta
 
 from aftercare.protocol import ProtocolError, load_protocol
 from aftercare.rasa_client import RasaClient, RasaUnavailable
 from aftercare.services import ServiceError, review_url, running_services
-from aftercare.settings import Settings, get_settings
+from aftercare.settings import Settings, get_settings, one_rasa_without_redis
 from aftercare.store import db, repository
 from cli.main import CommandError
 
@@ -58,6 +59,7 @@ def _run(args: argparse.Namespace) -> int:
         raise CommandError(f"the clinic protocol has errors:\n{exc}") from None
     if settings.telegram_token:
         return _run_telegram(settings)
+    settings = servers_to_start(settings)
     hours = args.demo_hours if args.demo_hours is not None else settings.demo_hours_since_treatment
     if hours < 0:
         raise CommandError("--demo-hours must be 0 or more")
@@ -69,9 +71,27 @@ def _run(args: argparse.Namespace) -> int:
             print_review_hint(settings)
             print(f"Ready. You are the demo patient, treated {hours:g} hours ago. "
                   "Type a message; Ctrl-D or /quit to leave.")
-            return chat_loop(RasaClient(settings.rasa_url), DEMO_SENDER)
+            return chat_loop(RasaClient(settings.rasa_url, token=settings.rasa_token),
+                             DEMO_SENDER)
     except ServiceError as exc:
         raise CommandError(str(exc)) from None
+
+
+def servers_to_start(settings: Settings) -> Settings:
+    """`aftercare run` starts AFTERCARE_RASA_SERVERS Rasa servers, each with its
+    own action server; several only with Redis for their locks (else one, and
+    it says why)."""
+    if settings.rasa_urls:
+        raise CommandError("RASA_URLS names Rasa servers run elsewhere, for `python -m bot`; "
+                           "`aftercare run` starts its own: set AFTERCARE_RASA_SERVERS=N instead")
+    settings, one_rasa = one_rasa_without_redis(settings)
+    if one_rasa:
+        print(f"Note: {one_rasa}.")
+        logging.getLogger("aftercare.run").warning("%s", one_rasa)
+    elif settings.rasa_servers > 1:
+        print(f"Starting {settings.rasa_servers} Rasa servers, each with its own action "
+              f"server; conversation locks in Redis.")
+    return settings
 
 
 def _run_telegram(settings: Settings) -> int:
@@ -84,6 +104,7 @@ def _run_telegram(settings: Settings) -> int:
     from bot.app import ConfigurationError, build_application, run
 
     configure_logging(settings.log_dir / "bot.log")
+    settings = servers_to_start(settings)   # after the log is set up: its note goes there too
     print("TELEGRAM_TOKEN is set: starting the action server, the Rasa server, the staff "
           f"review page and the Telegram bot (logs in {settings.log_dir}) ...")
     if settings.telegram_staff_chat_id is None:
@@ -110,7 +131,8 @@ def print_review_hint(settings: Settings) -> None:
 
 
 def _chat(args: argparse.Namespace) -> int:
-    return chat_loop(RasaClient(get_settings().rasa_url), args.sender)
+    settings = get_settings()
+    return chat_loop(RasaClient(settings.rasa_url, token=settings.rasa_token), args.sender)
 
 
 def chat_loop(client: RasaClient, sender_id: str) -> int:
