@@ -21,6 +21,15 @@ exactly once through the delivery log.
 - Check-ins are paced below Telegram's overall limit, leaving room for
   conversation replies; a due check-in in the patient's quiet hours waits for
   their end.
+- With several bot processes on one database, one of them leads: it alone
+  runs the scheduler and sends check-ins, while it holds the scheduler lock
+  (bot/leader.py: an advisory lock on PostgreSQL, a file lock on SQLite).
+  The others stand by and ask for the lock every few seconds, so one takes
+  over when the leader dies; what they do for their own patients (a new
+  enrolment, /stop, /forget, a blocked patient writing again) goes into the
+  shared job store and delivery log, which the leader looks at every time it
+  checks its lock. A leader that loses the lock stops at once. The delivery
+  log's conditional updates would keep a second sender from sending twice.
 
 Many check-ins fall due at the same minute (everyone's day-1 morning), so the
 database work is done in bulk and off the event loop (figures:
@@ -43,15 +52,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import pickle
 import time
-from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import AsyncIterator, Callable, Iterable, Optional, TypeVar
+from typing import Callable, Iterable, Optional, TypeVar
 from zoneinfo import ZoneInfo
 
 from apscheduler.job import Job
@@ -71,7 +77,9 @@ from aftercare import checkins
 from aftercare.protocol import Protocol
 from aftercare.store import chats, db, deliveries, escalations, repository
 from aftercare.store.models import CheckinDelivery, Patient, Treatment
+from bot.budget import Pacer
 from bot.context import BotContext, chat_for_sender
+from bot.leader import SchedulerLock
 from bot.outgoing import compose
 from bot.rasa import RasaUnavailable
 from bot.sending import send
@@ -87,6 +95,7 @@ DB_THREADS = 6
 RECORD_CHUNK = 200  # check-ins recorded per transaction: the write lock is held briefly
 SENT_DELAY = 0.2    # seconds a `sent` may wait for a claimed → sending to travel with
 WRITE_RETRY = 1.0   # seconds before writing `sent` again after the database refused
+LEADER_POLL = 2.0   # seconds between a standby's requests for the lock (and the leader's checks)
 T = TypeVar("T")
 
 _active: Optional["CheckinService"] = None
@@ -199,50 +208,6 @@ def _record_due(session: Session, protocol: Protocol, items: list[tuple[int, str
     except IntegrityError:  # some were recorded meanwhile (a reconcile): one at a time
         return sum(deliveries.record(session, **row) for row in rows)
     return len(rows)
-
-
-class _Pacer:
-    """Check-in sends, evenly spaced at `rate` a second, and never more than
-    `burst` reaching Telegram in any one second.
-
-    Each send takes the next slot of a timetable and sleeps until it, so a late
-    wake-up (a busy event loop) does not push the later slots back (a leaky
-    bucket of one loses that delay every time: 27 a second instead of 28). A
-    send reaches Telegram between its slot and its end, so counting the sends
-    that ended in the last second and those still under way bounds what
-    Telegram sees in any second, however the requests bunch up on the way:
-    after a 429 the bot's rate limiter holds every request for a while, and
-    the queue behind it must not then leave at 30 a second into the next 429.
-    """
-
-    def __init__(self, rate_per_second: float, burst: Optional[int] = None) -> None:
-        self._interval = 1 / rate_per_second
-        self._burst = burst or math.floor(rate_per_second) + 1
-        self._next = 0.0
-        self._ended: deque[float] = deque()   # when recent sends ended
-        self._under_way = 0
-
-    @asynccontextmanager
-    async def turn(self) -> AsyncIterator[None]:
-        loop = asyncio.get_running_loop()
-        now = loop.time()
-        slot = max(self._next, now)
-        self._next = slot + self._interval
-        while True:
-            if slot > now:
-                await asyncio.sleep(slot - now)
-                now = loop.time()
-            while self._ended and self._ended[0] <= now - 1.0:
-                self._ended.popleft()
-            if len(self._ended) + self._under_way < self._burst:
-                break
-            slot = self._ended[0] + 1.0 if self._ended else now + self._interval
-        self._under_way += 1
-        try:
-            yield
-        finally:
-            self._under_way -= 1
-            self._ended.append(loop.time())
 
 
 def _chunks(items: list, size: int) -> Iterable[list]:
@@ -375,7 +340,8 @@ class _Marks:
 
 class CheckinService:
     def __init__(self, ctx: BotContext, bot: Bot, *, rate_per_second: float = 28,
-                 workers: int = 24) -> None:
+                 workers: int = 24, lock: Optional[SchedulerLock] = None,
+                 leader_poll: float = LEADER_POLL) -> None:
         self.ctx = ctx
         self.bot = bot
         url = ctx.settings.database_url
@@ -385,9 +351,12 @@ class CheckinService:
         self._sessions = sessionmaker(bind=self._db_engine, future=True, expire_on_commit=False)
         self._threads = ThreadPoolExecutor(DB_THREADS, thread_name_prefix="checkin-db")
         self._marks = _Marks(self._sessions)
-        self.scheduler = AsyncIOScheduler(jobstores={"default": self._store},
-                                          job_defaults=JOB_DEFAULTS, timezone=timezone.utc)
-        self._pace = _Pacer(rate_per_second)  # evenly spaced, no bursts
+        self.scheduler = self._new_scheduler()
+        self._lock = lock or SchedulerLock()
+        self._leader_poll = leader_poll
+        self.leading = False
+        self._watcher: Optional[asyncio.Task] = None
+        self._pace = Pacer(rate_per_second)  # evenly spaced, no bursts
         self._slots = asyncio.Semaphore(workers)
         self._wake = asyncio.Event()
         self._inflight: set[int] = set()
@@ -416,11 +385,33 @@ class CheckinService:
     async def _in_thread(self, work: Callable[[], T]) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._threads, work)
 
+    def _new_scheduler(self) -> AsyncIOScheduler:
+        return AsyncIOScheduler(jobstores={"default": self._store},
+                                job_defaults=JOB_DEFAULTS, timezone=timezone.utc)
+
     # --- lifecycle ---------------------------------------------------------
 
     async def start(self) -> None:
+        try:   # a standby writes jobs too; the leader's scheduler may not have made the table
+            await self._in_thread(lambda: self._store.jobs_t.create(self._engine, checkfirst=True))
+        except SQLAlchemyError:   # another process made it at the same moment
+            pass
+        if await self._in_thread(self._lock.try_acquire):
+            await self._lead()
+        else:
+            logger.warning("another bot process schedules and sends the check-ins (%s): this "
+                           "one stands by without a scheduler, and takes over if that one "
+                           "stops", self._lock.description)
+        self._watcher = asyncio.create_task(self._watch_lock(), name="checkin-leadership")
+
+    async def _lead(self, grace: float = 0.0) -> None:
+        """Become the process that schedules and sends. After a takeover, wait
+        `grace` first: a leader that lost its lock (rather than died) notices
+        within one check and stops before rows it left are taken back."""
         global _active
-        _active = self
+        if grace:
+            await asyncio.sleep(grace)
+        _active, self.leading = self, True
         returned, uncertain = await self._db(deliveries.recover_interrupted)
         if returned:
             logger.warning("%d check-in(s) were claimed but not yet sent when the bot "
@@ -431,10 +422,60 @@ class CheckinService:
         self.scheduler.start()
         await self.reconcile()
         self._runner = asyncio.create_task(self._run(), name="checkin-dispatcher")
+        logger.info("this bot process schedules and sends the check-ins (%s)",
+                    self._lock.description)
+
+    async def _stand_down(self) -> None:
+        """Stop scheduling and sending at once; sends under way are cut off
+        (a row left `sending` is uncertain for the next leader, never re-sent)."""
+        global _active
+        self.leading = False
+        if self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+            await asyncio.sleep(0)
+        if self._runner is not None:
+            self._runner.cancel()
+            await asyncio.gather(self._runner, return_exceptions=True)
+            self._runner = None
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._not_before.clear()
+        if _active is self:
+            _active = None
+        self.scheduler = self._new_scheduler()
+
+    async def _watch_lock(self) -> None:
+        while True:
+            await asyncio.sleep(self._leader_poll)
+            try:
+                if self.leading:
+                    if not await self._in_thread(self._lock.held):
+                        logger.error("the check-in scheduler lock was lost (%s): this process "
+                                     "stops sending check-ins and asks for it again",
+                                     self._lock.description)
+                        await self._stand_down()
+                        continue
+                    # Jobs and due check-ins that standby processes wrote.
+                    if self.scheduler.running:
+                        self.scheduler.wakeup()
+                    self._wake.set()
+                elif await self._in_thread(self._lock.try_acquire):
+                    logger.warning("the bot process that sent check-ins stopped: this one takes "
+                                   "over (%s)", self._lock.description)
+                    await self._lead(grace=2 * self._leader_poll)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:   # keep watching: the next round tries again
+                logger.error("check-in scheduler lock: %s", type(exc).__name__, exc_info=exc)
 
     async def stop(self) -> None:
         """Stop taking new check-ins; let the ones being sent finish."""
         global _active
+        if self._watcher is not None:
+            self._watcher.cancel()
+            await asyncio.gather(self._watcher, return_exceptions=True)
+            self._watcher = None
         if self.scheduler.running:  # no more jobs fire (a job not fired yet stays scheduled)
             self.scheduler.shutdown(wait=False)
             await asyncio.sleep(0)  # AsyncIOScheduler shuts down at the loop's next turn
@@ -446,6 +487,8 @@ class CheckinService:
         while self._recorder is not None and not self._recorder.done():
             await asyncio.gather(self._recorder, return_exceptions=True)
         await self._marks.close()
+        await self._in_thread(self._lock.release)
+        self.leading = False
         self._threads.shutdown(wait=True)
         self._engine.dispose()
         self._db_engine.dispose()
@@ -514,7 +557,10 @@ class CheckinService:
 
     def _remove(self, job: str) -> None:
         try:
-            self.scheduler.remove_job(job)
+            if self.scheduler.running:
+                self.scheduler.remove_job(job)
+            else:   # a standby: straight from the shared job store
+                self._store.remove_job(job)
         except Exception:  # JobLookupError: already gone
             pass
 
@@ -574,6 +620,9 @@ class CheckinService:
                 for chunk in _chunks(jobs, 5000):  # built a chunk at a time: less memory
                     connection.execute(table.insert(), [row(j) for j in chunk])
         except IntegrityError:
+            if not self.scheduler.running:   # a standby: the leader's reconcile adds them
+                logger.info("%d check-in job(s) appeared meanwhile; left to the leader", len(jobs))
+                return
             for job in jobs:
                 self.scheduler.add_job(JOB_FUNCTION, "date", run_date=job.run_at, id=job.id,
                                        args=[job.treatment_id, job.checkin_id],

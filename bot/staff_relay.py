@@ -22,6 +22,10 @@ member pressed a button):
 Because the work comes from the database, an escalation written by the
 action server, by the bot's own net or on the review page is never missed,
 even if the bot was down when it was written. Log lines carry ids only.
+
+With several bot processes, only the one that sends the check-ins works
+through the outbox tables (`leading`), so nothing is posted twice; every
+process posts its own notices (6).
 """
 from __future__ import annotations
 
@@ -29,7 +33,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from typing import Optional
+from typing import Callable, Optional
 from zoneinfo import ZoneInfo
 
 from telegram import Bot, InputFile, Message
@@ -63,6 +67,8 @@ class StaffRelay:
         self._stopping = False
         self._last_chat_error = -MISCONFIGURED_LOG_EVERY
         self._notices: deque[str] = deque(maxlen=MAX_PENDING_NOTICES)
+        # Whether this process works through the outbox (the check-in leader).
+        self.leading: Callable[[], bool] = lambda: True
 
     @property
     def staff_chat(self) -> Optional[int]:
@@ -112,8 +118,9 @@ class StaffRelay:
     async def run_once(self) -> None:
         """One pass over every step; a failing step is logged and retried next pass."""
         async with self._lock:
-            for step in (self._post_alerts, self._post_reminders, self._notify_handoffs,
-                         self._send_replies, self._post_closures, self._post_notices):
+            outbox = (self._post_alerts, self._post_reminders, self._notify_handoffs,
+                      self._send_replies, self._post_closures) if self.leading() else ()
+            for step in (*outbox, self._post_notices):
                 try:
                     await step()
                 except Exception as exc:  # keep relaying: the next pass retries
