@@ -52,7 +52,7 @@ class Service:
     def respawn(self) -> None:
         """Start the service again with the same command, environment and log
         (appended to). Call it from the main thread: the child is told to stop
-        when the thread that started it ends (see _die_with_parent)."""
+        when the thread that started it ends (see die_with_parent)."""
         self.stop(timeout=5)
         self.process = _popen(self.args, self.env, self.log_path)
 
@@ -104,18 +104,18 @@ def _port(url: str) -> str:
     return url.rsplit(":", 1)[1].split("/")[0]
 
 
-def _die_with_parent() -> None:
-    """In the child, before exec: ask Linux to send SIGTERM when the parent dies,
+def die_with_parent(sig: int = signal.SIGTERM) -> None:
+    """In the child, before exec: ask Linux to send sig when the parent dies,
     so a killed `aftercare run` leaves no Rasa server holding its port."""
     libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    libc.prctl(PR_SET_PDEATHSIG, sig)
 
 
 def _popen(args: list[str], env: dict, log_path: Path) -> subprocess.Popen:
     with open(log_path, "ab") as log:  # the child keeps its own copy of the file
         return subprocess.Popen(args, cwd=PROJECT_ROOT, env=env, stdout=log,
                                 stderr=subprocess.STDOUT, start_new_session=True,
-                                preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+                                preexec_fn=die_with_parent if sys.platform == "linux" else None)
 
 
 def _spawn(name: str, args: list[str], env: dict, health_url: str, log_dir: Path) -> Service:

@@ -60,7 +60,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import yaml  # noqa: E402
 from aiohttp import web  # noqa: E402
 
-from aftercare.services import _die_with_parent, running_services  # noqa: E402
+from aftercare.services import die_with_parent, running_services  # noqa: E402
 from aftercare.settings import get_settings  # noqa: E402
 from aftercare.store import db  # noqa: E402
 from aftercare.store.models import Patient, Treatment  # noqa: E402
@@ -276,7 +276,7 @@ class Bot:
         self.started = time.monotonic()
         self.process = subprocess.Popen(
             [sys.executable, "-m", "bot"], cwd=self.cwd, env=self.env, stdout=log_file,
-            stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=_die_with_parent)
+            stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent)
         log_file.close()
         self.profiler = None
         if PROFILE_DIR is not None:

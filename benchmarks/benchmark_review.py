@@ -44,6 +44,7 @@ import aiohttp  # noqa: E402
 from aftercare import staff as accounts  # noqa: E402
 from aftercare.store import db  # noqa: E402
 from aftercare.store.models import Escalation, Patient, Treatment  # noqa: E402
+from tests.support.processes import free_port  # noqa: E402
 
 DOCS = ROOT / "docs" / "benchmarks.md"
 START, END = "<!-- review-benchmark:start -->", "<!-- review-benchmark:end -->"
@@ -63,11 +64,6 @@ SENTENCES = (
 )
 CSRF = re.compile(r'name="csrf" value="([^"]+)"')
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def fill(url: str, patients: int, open_count: int, resolved: int, seed: int = 10) -> None:

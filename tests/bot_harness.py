@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import socket
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
@@ -23,6 +22,7 @@ from aftercare.store import db, repository
 from bot.app import build_application, running
 from bot.checkin_service import JOB_TABLE, CheckinService
 from support.fake_telegram import FakeTelegramServer
+from support.processes import free_port
 
 TOKEN = "123456:TEST-token"
 _chat_ids = itertools.count(700_001)
@@ -59,12 +59,6 @@ def running_assistant(work: Path, database_url: Optional[str] = None) -> Iterato
     with running_services(settings, log_dir=work / "log", timeout=300, include_review=False):
         yield settings
 
-
-def free_port() -> int:
-    """A loopback port nobody listens on now (so parallel runs do not collide)."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def new_chat_id() -> int:

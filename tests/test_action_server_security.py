@@ -21,6 +21,7 @@ from aftercare.services import (
 )
 from aftercare.settings import Settings, SettingsError, get_settings
 from aftercare.store import db, repository
+from support.processes import free_port
 
 pytestmark = pytest.mark.e2e   # real servers in processes of their own, as the neighbours
 needs_model = pytest.mark.skipif(not (MODEL_DIR / "aftercare.tar.gz").exists(),
@@ -29,11 +30,6 @@ TOKEN = "t0ken-for-the-action-server-3f9a1c77e2"
 RED_FLAG = "my lips have swollen right up and i can't breathe properly"
 LISTEN = "0A"   # TCP_LISTEN in /proc/net/tcp
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def settings_for(tmp_path: Path, **changes) -> Settings:

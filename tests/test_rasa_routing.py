@@ -37,16 +37,12 @@ from aftercare.settings import (
 from aftercare.store import db
 from bot.rasa import RasaClient, RasaUnavailable
 from bot.redis_link import RedisLink
+from bot.supervisor import ServiceNotices
+from support.processes import free_port
 from support.redis import RedisServer
 
 TOKEN = "rasa-api-token-5d41402abc4b2a76b9719d91"
 SECRET_PASSWORD = "hunter2-not-in-messages"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def _is_free(port: int) -> bool:
@@ -267,6 +263,43 @@ async def test_no_server_reachable_is_the_degraded_answer_not_a_crash():
             await client.send("tg-1", "hello")
     finally:
         await client.close()
+
+
+class _Outbox:
+    """Stands in for the staff relay's queue of notices (as in test_staying_up.py)."""
+
+    def __init__(self) -> None:
+        self.notices: list[str] = []
+
+    def queue_notice(self, text: str) -> None:
+        self.notices.append(text)
+
+
+@pytest.mark.asyncio
+async def test_a_pair_the_supervisor_restarts_hands_its_conversations_over_without_alarm():
+    servers = [await RecordingRasa(name).start() for name in ("a", "b")]
+    client, outbox = RasaClient([s.url for s in servers]), _Outbox()
+    notices = ServiceNotices(client, outbox, lambda: "+44 1",
+                             pair_urls={"": servers[0].url, "-2": servers[1].url})
+    second_pairs = [s for s in SENDERS if client.server_for(s) == servers[1].url]
+    try:
+        notices("action-server-2", False)     # its action server died: Rasa 2 is no use
+        for sender in second_pairs:
+            await client.send(sender, "hello")
+        assert servers[0].senders() == set(second_pairs) and not servers[1].seen
+        assert client.available and outbox.notices == []   # patients are still answered
+        notices("rasa-server", False)         # now neither pair: the assistant is down
+        assert not client.available and len(outbox.notices) == 1
+        with pytest.raises(RasaUnavailable):
+            await client.send(second_pairs[0], "hello")
+        notices("action-server-2", True)
+        assert client.available and len(outbox.notices) == 2   # and back
+        await client.send(second_pairs[0], "hello again")
+        assert servers[1].senders() == {second_pairs[0]}
+    finally:
+        await client.close()
+        for server in servers:
+            await server.stop()
 
 
 # --- two real Rasa servers, each with its own action server ------------------------

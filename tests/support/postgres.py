@@ -23,8 +23,6 @@ test fixture turns that into a failure, never a skip.
 """
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import glob
 import itertools
 import os
@@ -33,18 +31,21 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import Optional
 from urllib.parse import quote
 
+from aftercare.services import die_with_parent
+
+from .processes import free_port, log_tail
+
 SUPERUSER = "postgres"
 START_TIMEOUT = 60.0
-PR_SET_PDEATHSIG = 1
 # Fast shutdown (roll back open transactions, disconnect clients, stop cleanly).
 FAST_SHUTDOWN = signal.SIGINT
 TEMPLATE_NAME = "aftercare_migrated"
@@ -91,16 +92,6 @@ def _server_user() -> Optional[pwd.struct_passwd]:
     raise PostgresUnavailable("running as root and there is no unprivileged 'postgres' or "
                               "'nobody' user to run PostgreSQL as")
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _die_with_parent() -> None:
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, FAST_SHUTDOWN)
 
 
 class PostgresServer:
@@ -180,7 +171,7 @@ class PostgresServer:
                 self.process = subprocess.Popen(
                     command, cwd=self.root, stdout=log, stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL, start_new_session=True,
-                    preexec_fn=_die_with_parent if sys.platform == "linux" else None,
+                    preexec_fn=partial(die_with_parent, FAST_SHUTDOWN) if sys.platform == "linux" else None,
                     **self._run_as_owner())
             finally:
                 log.close()
@@ -205,11 +196,7 @@ class PostgresServer:
         return False
 
     def log_tail(self, lines: int = 20) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return "(no log)"
-        return "\n".join(text.splitlines()[-lines:])
+        return log_tail(self.log_path, lines)
 
     def _halt(self) -> None:
         if self.process is None or self.process.poll() is not None:

@@ -18,11 +18,8 @@ turns that into a failure, never a skip.
 """
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -32,8 +29,11 @@ from pathlib import Path
 from typing import Optional
 from urllib.parse import quote
 
+from aftercare.services import die_with_parent
+
+from .processes import free_port, log_tail
+
 START_TIMEOUT = 20.0
-PR_SET_PDEATHSIG = 1
 
 
 class RedisUnavailable(RuntimeError):
@@ -49,16 +49,6 @@ def find_binary() -> str:
             "apt-get install -y redis-server (scripts/setup.sh does it as root)")
     return found
 
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def _die_with_parent() -> None:
-    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
-    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _ping(port: int, password: Optional[str]) -> bool:
@@ -120,7 +110,7 @@ class RedisServer:
             self.process = subprocess.Popen(
                 command, cwd=self.root, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL, start_new_session=True,
-                preexec_fn=_die_with_parent if sys.platform == "linux" else None)
+                preexec_fn=die_with_parent if sys.platform == "linux" else None)
             if self._wait_ready():
                 return
             if port is not None or "Address already in use" not in self.log_tail():
@@ -140,11 +130,7 @@ class RedisServer:
         return False
 
     def log_tail(self, lines: int = 20) -> str:
-        try:
-            text = self.log_path.read_text(errors="replace")
-        except OSError:
-            return "(no log)"
-        return "\n".join(text.splitlines()[-lines:])
+        return log_tail(self.log_path, lines)
 
     def is_running(self) -> bool:
         return self.process is not None and self.process.poll() is None
