@@ -12,6 +12,10 @@ query parameter `token`, the REST channel's webhook included (Rasa's own
 check covers only its API routes, and whoever can post to the webhook can
 write in any patient's conversation). Rasa refuses to listen beyond
 loopback (`--interface`) without a token.
+
+The variables endpoints.yml reads are filled in from the settings when they
+are not set (aftercare/services.py sets them when it starts Rasa), so a Rasa
+server started on its own (deploy/compose.yaml) needs only the settings.
 """
 from __future__ import annotations
 
@@ -118,11 +122,26 @@ def _guard_every_route(token: str) -> None:
     rasa_run.configure_app = configure_guarded_app
 
 
+def _fill_environment() -> None:
+    """endpoints.yml's variables from the settings, unless already set."""
+    from aftercare.services import scale_env, service_env
+    from aftercare.settings import SettingsError, get_settings
+
+    try:
+        settings = get_settings()
+    except SettingsError as exc:
+        print(f"rasa server: {exc}", file=sys.stderr)
+        sys.exit(2)
+    for name, value in {**service_env(settings), **scale_env(settings)}.items():
+        os.environ.setdefault(name, value)
+
+
 def main() -> None:
     install()
     from rasa.__main__ import main as rasa_main
 
     if sys.argv[1:2] == ["run"]:
+        _fill_environment()
         token = os.environ.get(TOKEN_VARIABLE) or None
         problem = startup_problem(interface_of(sys.argv), token)
         if problem:

@@ -4,7 +4,7 @@ database.
 - PostgreSQL: a session advisory lock (pg_try_advisory_lock) on a connection
   of its own. It is released when that connection ends, so when the leader
   dies PostgreSQL frees it at once, and a standby that asks takes it.
-- SQLite: an exclusive flock on `<database file>.scheduler-lock`. One bot
+- SQLite: an exclusive flock on `<database file>-scheduler.lock`. One bot
   process per SQLite file is the supported setup; a second one finds the
   lock taken, runs without a scheduler, and says so. The kernel frees the
   lock when the leader's process ends, however it ends.
@@ -150,7 +150,7 @@ def lock_for(database_url: str) -> SchedulerLock:
     if url.get_backend_name() == "sqlite":
         if not url.database or url.database == ":memory:":
             return SchedulerLock()
-        return FileLock(Path(f"{url.database}.scheduler-lock"))
+        return FileLock(Path(f"{url.database}-scheduler.lock"))
     logger.warning("no scheduler lock for %s databases: run one bot process",
                    url.get_backend_name())
     return SchedulerLock()

@@ -21,6 +21,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import replace
+from types import SimpleNamespace
 from typing import Iterator, Optional
 
 import pytest
@@ -29,12 +30,13 @@ from aiohttp import web
 from sqlalchemy import text
 
 from aftercare.services import (
-    MODEL_DIR, Service, running_services, wait_until_healthy, warm_up_rasa,
+    MODEL_DIR, Service, assistant_pairs, running_services, wait_until_healthy, warm_up_rasa,
 )
 from aftercare.settings import (
     PROJECT_ROOT, SettingsError, get_settings, one_rasa_without_redis, rasa_server_urls,
 )
 from aftercare.store import db
+from bot.app import _pair_urls
 from bot.rasa import RasaClient, RasaUnavailable
 from bot.redis_link import RedisLink
 from bot.supervisor import ServiceNotices
@@ -104,6 +106,20 @@ def test_without_redis_only_the_first_rasa_server_is_used_and_it_says_why():
     assert "AFTERCARE_REDIS_URL is not set" in message and "RASA_URLS" in message
     with_redis = replace(settings, redis_url="redis://127.0.0.1:6379/0")
     assert one_rasa_without_redis(with_redis) == (with_redis, None)
+
+
+def test_aftercare_run_starts_pairs_and_the_bot_knows_which_rasa_server_each_is():
+    settings = replace(get_settings(), rasa_url="http://127.0.0.1:6100",
+                       action_server_url="http://127.0.0.1:6150/webhook", rasa_servers=2,
+                       redis_url="redis://127.0.0.1:6379/0")
+    assert [(suffix, pair.rasa_url, pair.action_server_url)
+            for suffix, pair in assistant_pairs(settings)] == [
+        ("", "http://127.0.0.1:6100", "http://127.0.0.1:6150/webhook"),
+        ("-2", "http://127.0.0.1:6101", "http://127.0.0.1:6151/webhook")]
+    services = [SimpleNamespace(name=name) for name in (
+        "action-server", "rasa-server", "review", "action-server-2", "rasa-server-2")]
+    assert _pair_urls(services, list(rasa_server_urls(settings))) == {
+        "": "http://127.0.0.1:6100", "-2": "http://127.0.0.1:6101"}
 
 
 # --- routing, against servers on loopback that record what reaches them -----------

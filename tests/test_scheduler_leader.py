@@ -68,7 +68,7 @@ def test_on_sqlite_one_process_holds_the_file_lock_until_it_dies(tmp_path):
     other = _holder(f"""
         from pathlib import Path
         from bot.leader import FileLock
-        lock = FileLock(Path({str(tmp_path / 'aftercare.db.scheduler-lock')!r}))
+        lock = FileLock(Path({str(tmp_path / 'aftercare.db-scheduler.lock')!r}))
     """)
     try:
         assert not first.try_acquire()
