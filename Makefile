@@ -9,7 +9,7 @@ LONG_SET ?= tests/long_messages.tsv
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONWARNINGS := ignore
 
-.PHONY: run test setup model validate test-stories pytest pytest-future evaluate deidentify benchmark benchmark-bot benchmark-review benchmark-inbox compare-pipelines clean
+.PHONY: run test setup model validate test-stories pytest pytest-future evaluate deidentify benchmark benchmark-bot benchmark-review benchmark-inbox benchmark-scale compare-pipelines clean
 
 run: setup model            ## set up, train if needed, start everything, chat as the demo patient
 	$(AFTERCARE) run
@@ -65,6 +65,9 @@ benchmark-review: setup     ## staff review list with 2,000 open escalations: la
 
 benchmark-inbox: setup      ## authors' inbox page with 5,000 items: latency and page size (docs/benchmarks.md)
 	$(PY) benchmarks/benchmark_inbox.py --write-docs
+
+benchmark-scale: model      ## one Rasa server against two (PostgreSQL, Redis), 50 and 200 patients at once (README: Running beyond one machine)
+	$(PY) benchmarks/benchmark_scale.py
 
 compare-pipelines: setup    ## NLU pipelines side by side (docs/pipeline-comparison.md)
 	$(PY) benchmarks/compare_pipelines.py --eval $(EVAL_SET) $(LONG_SET)
