@@ -168,8 +168,16 @@ DEGRADED_HEADING = "🛠 ASSISTANT DEGRADED"
 BACK_HEADING = "✅ ASSISTANT BACK"
 
 
+def _part(name: str) -> str:
+    """"rasa-server-2" (the second of several) reads as "the Rasa server 2 (...)"."""
+    base, _, number = name.rpartition("-")
+    if name not in SERVICE_PARTS and base in SERVICE_PARTS and number.isdigit():
+        return SERVICE_PARTS[base].replace(" (", f" {number} (", 1)
+    return SERVICE_PARTS.get(name, name)
+
+
 def _parts(names: list[str]) -> str:
-    return " and ".join(SERVICE_PARTS.get(name, name) for name in names)
+    return " and ".join(_part(name) for name in names)
 
 
 def assistant_degraded(down: list[str], clinic_phone: str) -> str:

@@ -21,6 +21,7 @@ import time
 import urllib.error
 import urllib.request
 from dataclasses import replace
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Iterator, Optional
 
@@ -56,11 +57,14 @@ def _is_free(port: int) -> bool:
     return True
 
 
-def consecutive_free_ports(count: int) -> int:
-    """The first of `count` free ports in a row (aftercare run's pairs count up)."""
+def consecutive_free_ports(count: int, avoid: tuple[int, ...] = ()) -> int:
+    """The first of `count` free ports in a row (aftercare run's pairs count
+    up), none of them in `avoid` (ports picked for something else)."""
     for _ in range(100):
         first = free_port()
-        if first + count < 65536 and all(_is_free(first + n) for n in range(1, count)):
+        run = range(first, first + count)
+        if (first + count < 65536 and not set(run) & set(avoid)
+                and all(_is_free(port) for port in run[1:])):
             return first
     raise RuntimeError("no run of free ports")
 
@@ -332,7 +336,8 @@ def scaled(postgres, tmp_path_factory) -> Iterator[dict]:
     work = tmp_path_factory.mktemp("scaled")
     url = postgres.create_database(template=postgres.migrated_template())
     cache = RedisServer.start()
-    rasa_port, action_port = consecutive_free_ports(2), consecutive_free_ports(2)
+    rasa_port = consecutive_free_ports(2)
+    action_port = consecutive_free_ports(2, avoid=(rasa_port, rasa_port + 1))
     settings = replace(get_settings(), database_url=url,
                        rasa_url=f"http://127.0.0.1:{rasa_port}",
                        action_server_url=f"http://127.0.0.1:{action_port}/webhook",
@@ -500,3 +505,91 @@ async def test_a_killed_rasa_server_hands_its_conversations_over_and_gets_them_b
     assert [what for kind, what in turns if kind == "user"] == [
         "hello", "is it normal to peel on day 3?", "thank you"]
     assert _in_order(turns)
+
+
+# --- `aftercare run` with AFTERCARE_RASA_SERVERS=2 ------------------------------------
+
+RUN_TOKEN = "424243:RUN-scale-test"
+STAFF_CHAT = -1004445556668
+
+
+def _port_open(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(0.2)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _wait_for(condition, what: str, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"no {what} within {timeout:.0f} s"
+        time.sleep(0.2)
+
+
+@pytest.mark.e2e
+@needs_model
+def test_aftercare_run_with_two_rasa_servers_keeps_answering_when_one_dies(tmp_path, redis_url):
+    from support.fake_telegram import FakeTelegramServer
+
+    rasa_port = consecutive_free_ports(2)
+    action_port = consecutive_free_ports(2, avoid=(rasa_port, rasa_port + 1))
+    review_port = consecutive_free_ports(1, avoid=(rasa_port, rasa_port + 1, action_port,
+                                                   action_port + 1))
+    urls = [f"http://127.0.0.1:{rasa_port}", f"http://127.0.0.1:{rasa_port + 1}"]
+    ranking = RasaClient(urls)     # the bot ranks the same way: which chats are on server 2
+    chats = [chat for chat in range(2001, 2100) if ranking.server_for(f"tg-{chat}") == urls[1]][:3]
+    log_dir = tmp_path / "log"
+    env = {**os.environ, "TELEGRAM_TOKEN": RUN_TOKEN, "TELEGRAM_STAFF_CHAT_ID": str(STAFF_CHAT),
+           "AFTERCARE_DATABASE_URL": f"sqlite:///{tmp_path / 'aftercare.db'}",
+           "RASA_URL": urls[0], "ACTION_SERVER_URL": f"http://127.0.0.1:{action_port}/webhook",
+           "AFTERCARE_RASA_SERVERS": "2", "AFTERCARE_REDIS_URL": redis_url,
+           "AFTERCARE_REVIEW_PORT": str(review_port), "AFTERCARE_LOG_DIR": str(log_dir)}
+    with FakeTelegramServer(token=RUN_TOKEN) as telegram:
+        env.update(TELEGRAM_BASE_URL=telegram.base_url,
+                   TELEGRAM_BASE_FILE_URL=telegram.base_file_url)
+        process = subprocess.Popen([str(Path(sys.executable).parent / "aftercare"), "run"],
+                                   cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE,
+                                   stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            _wait_for(lambda: telegram.calls_to("getUpdates") or process.poll() is not None,
+                      "polling")
+            assert process.poll() is None, process.stdout.read().decode()
+            assert all(_port_open(p) for p in (rasa_port, rasa_port + 1, action_port,
+                                                 action_port + 1))
+            for chat in chats:
+                telegram.push_message(chat, "when can I wear makeup?")
+            answered = [telegram.wait_for_messages(chat, 1, timeout=60)[0] for chat in chats]
+
+            second = subprocess.run(["pgrep", "-P", str(process.pid), "-f",
+                                     f"aftercare.rasa_server.*--port {rasa_port + 1}"],
+                                    capture_output=True, text=True).stdout.split()
+            assert len(second) == 1
+            os.kill(int(second[0]), signal.SIGKILL)
+            # Once it is gone (a message sent while it was dying may have been read:
+            # that one gets the degraded answer and is kept, never sent twice).
+            _wait_for(lambda: not _port_open(rasa_port + 1), "the port closed", timeout=30)
+            for chat in chats:      # their server is dead: the other one answers them
+                telegram.push_message(chat, "when can I wear makeup?")
+            again = [telegram.wait_for_messages(chat, 2, timeout=60)[1] for chat in chats]
+            assert [m.text for m in again] == [m.text for m in answered]
+
+            bot_log = log_dir / "bot.log"
+            _wait_for(lambda: "rasa-server-2 is back" in bot_log.read_text(errors="replace"),
+                      "restart of rasa-server-2")
+            telegram.push_message(chats[0], "thank you")
+            telegram.wait_for_messages(chats[0], 3, timeout=60)
+            os.killpg(process.pid, signal.SIGINT)
+            output, _ = process.communicate(timeout=90)
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+        staff = [m.text or "" for m in telegram.sent_messages(STAFF_CHAT)]
+    output = output.decode()
+    assert process.returncode == 0, output
+    assert "Starting 2 Rasa servers" in output
+    log = bot_log.read_text(errors="replace")
+    assert f"Rasa server {urls[1]} is down: its conversations go to the next server" in log
+    assert f"Rasa server {urls[1]} is back: its conversations return" in log
+    assert not any("DEGRADED" in text for text in staff)   # the other pair answered meanwhile
+    assert (log_dir / "rasa-server-2.log").is_file() and (log_dir / "action-server-2.log").is_file()
+    assert not any(_port_open(p) for p in (rasa_port, rasa_port + 1))
