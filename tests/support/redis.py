@@ -51,6 +51,17 @@ def find_binary() -> str:
 
 
 
+def _without_faketime() -> dict[str, str]:
+    """The environment without libfaketime (`make pytest-future`): it clashes
+    with redis-server's allocator, which then cannot start. Redis' own clock
+    is only ever compared with itself (bot/budget.py), so real time is right."""
+    env = {name: value for name, value in os.environ.items() if not name.startswith("FAKETIME")}
+    kept = [lib for lib in env.pop("LD_PRELOAD", "").split() if "faketime" not in lib]
+    if kept:
+        env["LD_PRELOAD"] = " ".join(kept)
+    return env
+
+
 def _ping(port: int, password: Optional[str]) -> bool:
     """One PING over a raw socket (RESP), so the harness needs no client library."""
     try:
@@ -108,8 +119,8 @@ class RedisServer:
             if self.password:
                 command += ["--requirepass", self.password]
             self.process = subprocess.Popen(
-                command, cwd=self.root, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL, start_new_session=True,
+                command, cwd=self.root, env=_without_faketime(), stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
                 preexec_fn=die_with_parent if sys.platform == "linux" else None)
             if self._wait_ready():
                 return
