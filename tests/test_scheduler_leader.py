@@ -185,3 +185,30 @@ async def test_two_bot_processes_send_each_checkin_once_and_the_standby_takes_ov
         sent = [m.text for m in telegram.sent_messages(chat_id)]
     assert not telegram.duplicates()
     assert len(sent) == len(set(sent))
+
+
+def test_a_bot_process_that_only_sends_takes_no_updates_and_stops_cleanly(tmp_path):
+    """TELEGRAM_RECEIVE_UPDATES=no: `python -m bot` starts (check-ins, staff
+    relay), never asks Telegram for updates, and stops on SIGTERM."""
+    url = f"sqlite:///{tmp_path / 'aftercare.db'}"
+    with FakeTelegramServer(token=TOKEN) as telegram:
+        env = {**os.environ, "TELEGRAM_TOKEN": TOKEN, "TELEGRAM_BASE_URL": telegram.base_url,
+               "TELEGRAM_BASE_FILE_URL": telegram.base_file_url, "TELEGRAM_WEBHOOK_URL": "",
+               "TELEGRAM_RECEIVE_UPDATES": "no", "AFTERCARE_DATABASE_URL": url,
+               "RASA_URL": "http://127.0.0.1:9", "AFTERCARE_LOG_DIR": str(tmp_path / "log")}
+        process = subprocess.Popen([sys.executable, "-m", "bot"], cwd=PROJECT_ROOT, env=env,
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        try:
+            telegram.wait_for_call("setMyCommands", timeout=120)   # started
+            assert _eventually(lambda: "ready" in (tmp_path / "log" / "bot.log").read_text())
+            assert process.poll() is None and not telegram.calls_to("getUpdates")
+            process.send_signal(signal.SIGTERM)
+            output, _ = process.communicate(timeout=60)
+        finally:
+            if process.poll() is None:
+                process.kill()
+        assert not telegram.calls_to("getUpdates")
+    assert process.returncode == 0, output.decode()
+    log = (tmp_path / "log" / "bot.log").read_text()
+    assert "TELEGRAM_RECEIVE_UPDATES=no" in log
+    assert "this bot process schedules and sends the check-ins" in log
