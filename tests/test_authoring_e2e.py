@@ -213,12 +213,16 @@ def test_a_misread_message_is_labelled_exported_and_then_understood(tmp_path, br
         assert [r.reason for r in item.reasons] == ["misunderstood"]
         accounts.add_staff(session, AUTHOR, PASSWORD, roles=("author",))
 
-    quality = tmp_path / "quality"   # a copy of the project's own history, if it has one
+    quality = tmp_path / "quality"
     quality.mkdir()
-    for report in (PROJECT_ROOT / "results" / "quality").glob("*.json"):
-        shutil.copy(report, quality / report.name)
     with serving(review_settings(url, quality_dir=quality), OffsetClock()) as base:
         label_in_the_browser(browser, base, item_id)
+        browser.get(base + "/authoring/quality")   # no history yet: how to record one
+        assert "No model's quality has been recorded yet" in browser.page_source
+        screenshots(browser, "authoring_quality_empty")
+        # Then a copy of the project's own history, if it has one (make evaluate writes it).
+        for report in (PROJECT_ROOT / "results" / "quality").glob("*.json"):
+            shutil.copy(report, quality / report.name)
         browser.get(base + "/authoring/quality")
         assert browser.find_element(By.TAG_NAME, "h1").text == "Model quality"
         screenshots(browser, "authoring_quality")
