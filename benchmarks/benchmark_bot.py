@@ -32,14 +32,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import math
 import os
 import pickle
 import platform
 import signal
 import sqlite3
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -57,25 +55,24 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-import yaml  # noqa: E402
 from aiohttp import web  # noqa: E402
 
-from aftercare.services import die_with_parent, running_services  # noqa: E402
+from aftercare.services import running_services  # noqa: E402
 from aftercare.settings import get_settings  # noqa: E402
 from aftercare.store import db  # noqa: E402
-from aftercare.store.models import Patient, Treatment  # noqa: E402
+from tests.support.bot_process import (  # noqa: E402
+    PATIENT_TZ, TOKEN, BotProcess, cpu_seconds, percentile, quiet_hours_away_from, write_protocol,
+)
+from tests.support.bot_process import enrol_patients as support_enrol  # noqa: E402
 from tests.support.fake_telegram import FakeTelegramServer  # noqa: E402
 
-TOKEN = "123456:BENCH-token"
 RASA_PORT = int(os.environ.get("BENCH_RASA_PORT", "5605"))
 ACTIONS_PORT = int(os.environ.get("BENCH_ACTIONS_PORT", "5655"))
 RASA_URL = f"http://127.0.0.1:{RASA_PORT}"
 ACTION_SERVER_URL = f"http://127.0.0.1:{ACTIONS_PORT}/webhook"
-PATIENT_TZ = "Europe/London"
 JOB_TABLE = "checkin_jobs"           # bot.checkin_service.JOB_TABLE
 JOB_FUNCTION = "bot.checkin_service:checkin_due"
 DOCS = ROOT / "docs" / "benchmarks.md"
-PY_SPY = Path(sys.executable).parent / "py-spy"
 PROFILE_DIR: Optional[Path] = None   # --py-spy: a raw py-spy profile of every bot process
 BOT_DIR: Optional[Path] = None       # --bot-dir: run the `bot` package found there instead
 START_MARK, END_MARK = "<!-- bot-benchmark:start -->", "<!-- bot-benchmark:end -->"
@@ -106,12 +103,6 @@ def log(message: str) -> None:
     print(f"[{datetime.now():%H:%M:%S}] {message}", file=sys.stderr, flush=True)
 
 
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, math.ceil(fraction * len(ordered)) - 1))
-    return ordered[index]
-
-
 # --- database, protocol, services ----------------------------------------------
 
 def new_database(work: Path, name: str) -> str:
@@ -126,44 +117,18 @@ def chat_id(index: int) -> int:
 
 def enrol_patients(url: str, count: int, treated_at: datetime,
                    first_index: int = 0) -> list[int]:
-    """Enrolled Telegram patients (sender tg-<chat>, enrolled, one treatment),
-    written in one transaction; returns their chat ids."""
-    enrolled_at = treated_at + timedelta(minutes=5)
-    now = datetime.now(timezone.utc)
-    chats = [chat_id(first_index + n) for n in range(count)]
-    engine = db.make_engine(url)
-    with engine.begin() as connection:
-        start = connection.exec_driver_sql(
-            "SELECT coalesce(max(id), 0) FROM patients").scalar_one() + 1
-        tstart = connection.exec_driver_sql(
-            "SELECT coalesce(max(id), 0) FROM treatments").scalar_one() + 1
-        connection.execute(Patient.__table__.insert(), [
-            {"id": start + n, "name": f"Bench Patient {first_index + n}",
-             "timezone": PATIENT_TZ, "sender_id": f"tg-{chat}", "source": "clinic",
-             "created_at": now, "enrolled_at": enrolled_at}
-            for n, chat in enumerate(chats)])
-        connection.execute(Treatment.__table__.insert(), [
-            {"id": tstart + n, "patient_id": start + n, "number_in_series": 1,
-             "treated_at": treated_at, "created_at": now} for n in range(count)])
-    engine.dispose()
-    return chats
+    return support_enrol(url, [chat_id(first_index + n) for n in range(count)], treated_at,
+                         name="Bench Patient")
 
 
-def write_protocol(path: Path, checkins: list[dict], quiet: Optional[tuple[str, str]] = None
-                   ) -> None:
-    protocol = yaml.safe_load((ROOT / "clinic" / "protocol.yml").read_text(encoding="utf-8"))
-    protocol["checkins"] = checkins
-    if quiet is not None:
-        protocol["quiet_hours"] = {"start": quiet[0], "end": quiet[1]}
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(yaml.safe_dump(protocol, sort_keys=False), encoding="utf-8")
-    tmp.replace(path)
-
-
-def quiet_hours_away_from(moment: datetime) -> tuple[str, str]:
-    """An hour of quiet six hours from now: never in the way of the benchmark."""
-    local = moment.astimezone(ZoneInfo(PATIENT_TZ))
-    return (f"{(local + timedelta(hours=6)):%H:%M}", f"{(local + timedelta(hours=7)):%H:%M}")
+def Bot(url: str, protocol: Path, log_dir: Path, telegram: FakeTelegramServer,
+        name: str) -> BotProcess:
+    """The bot as a real subprocess, on the benchmark's Rasa and action server."""
+    bot = BotProcess(url, protocol, log_dir, telegram, name, rasa_url=RASA_URL,
+                     action_server_url=ACTION_SERVER_URL, cwd=BOT_DIR or ROOT,
+                     profile_dir=PROFILE_DIR).start()
+    log(f"bot {name} started, pid {bot.pid}")
+    return bot
 
 
 @contextmanager
@@ -178,12 +143,6 @@ def assistant(url: str, protocol: Path, log_dir: Path) -> Iterator[dict[str, int
                           include_review=False) as services:
         log(f"Rasa and the action server ready in {time.monotonic() - started:.1f} s")
         yield {s.name: s.process.pid for s in services}
-
-
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time a process has used so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def machine_busy_seconds() -> float:
@@ -248,92 +207,6 @@ def sql(url: str, query: str, params: tuple = ()) -> list[tuple]:
         return connection.execute(query, params).fetchall()
     finally:
         connection.close()
-
-
-# --- the bot as a subprocess --------------------------------------------------------
-
-class Bot:
-    """`python -m bot`, configured like production, against the fake server."""
-
-    def __init__(self, url: str, protocol: Path, log_dir: Path, telegram: FakeTelegramServer,
-                 name: str) -> None:
-        self.cwd = BOT_DIR or ROOT
-        self.env = {**os.environ,
-                    "TELEGRAM_TOKEN": TOKEN, "TELEGRAM_BASE_URL": telegram.base_url,
-                    "TELEGRAM_BASE_FILE_URL": telegram.base_file_url,
-                    "TELEGRAM_WEBHOOK_URL": "", "AFTERCARE_DATABASE_URL": url,
-                    "RASA_URL": RASA_URL, "ACTION_SERVER_URL": ACTION_SERVER_URL,
-                    "AFTERCARE_PROTOCOL": str(protocol), "AFTERCARE_LOG_DIR": str(log_dir),
-                    "TF_CPP_MIN_LOG_LEVEL": "3", "PYTHONPATH": str(ROOT)}
-        self.telegram = telegram
-        self.log_path = log_dir / f"bot-{name}.out"
-        self.name = name
-        self.process: Optional[subprocess.Popen] = None
-        self.started = 0.0
-
-    def start(self) -> "Bot":
-        log_file = open(self.log_path, "ab")
-        self.started = time.monotonic()
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "bot"], cwd=self.cwd, env=self.env, stdout=log_file,
-            stderr=subprocess.STDOUT, start_new_session=True, preexec_fn=die_with_parent)
-        log_file.close()
-        self.profiler = None
-        if PROFILE_DIR is not None:
-            self.profiler = subprocess.Popen(
-                [str(PY_SPY), "record", "--pid", str(self.process.pid), "--rate", "100", "--gil",
-                 "--format", "raw", "--output", str(PROFILE_DIR / f"{self.name}.txt")],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        log(f"bot {self.name} started, pid {self.process.pid}")
-        return self
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def check_alive(self) -> None:
-        if not self.alive():
-            tail = self.log_path.read_text(errors="replace")[-3000:]
-            raise SystemExit(f"the bot exited ({self.process.returncode}); its output:\n{tail}")
-
-    def wait_ready(self, timeout: float = 600) -> float:
-        """Seconds from process start to its first getUpdates at the fake server."""
-        deadline = time.monotonic() + timeout
-        while True:
-            polls = [c for c in self.telegram.calls_to("getUpdates") if c.time >= self.started]
-            if polls:
-                return polls[0].time - self.started
-            self.check_alive()
-            if time.monotonic() > deadline:
-                raise SystemExit(f"the bot did not poll within {timeout:.0f} s")
-            time.sleep(0.01)
-
-    def peak_rss_mb(self) -> float:
-        for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 1024
-        raise RuntimeError("no VmHWM")
-
-    def stop(self, sig: int = signal.SIGTERM, timeout: float = 120) -> float:
-        """Send sig; seconds until the process was gone."""
-        if not self.alive():
-            return 0.0
-        sent = time.monotonic()
-        os.kill(self.pid, sig)
-        try:
-            self.process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            log(f"the bot did not stop within {timeout:.0f} s of signal {sig}: killed")
-            os.kill(self.pid, signal.SIGKILL)
-            self.process.wait()
-        gone = time.monotonic() - sent
-        if self.profiler is not None:
-            self.profiler.wait(60)
-        return gone
 
 
 # --- 1. reply latency ----------------------------------------------------------------

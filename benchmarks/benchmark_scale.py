@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import math
 import os
 import platform
 import statistics
@@ -42,9 +41,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from aftercare.services import running_services  # noqa: E402
 from aftercare.settings import get_settings, rasa_server_urls  # noqa: E402
-from aftercare.store import db  # noqa: E402
-from aftercare.store.models import Patient, Treatment  # noqa: E402
 from bot.rasa import RasaClient, RasaUnavailable  # noqa: E402
+from support.bot_process import cpu_seconds, enrol_patients, percentile  # noqa: E402
 from support.postgres import PostgresServer  # noqa: E402
 from support.redis import RedisServer  # noqa: E402
 
@@ -66,19 +64,6 @@ FUTURE_CORES = (8, 16)
 
 def log(message: str) -> None:
     print(f"[{datetime.now():%H:%M:%S}] {message}", file=sys.stderr, flush=True)
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, math.ceil(fraction * len(ordered)) - 1))]
-
-
-def cpu_seconds(pid: int) -> float:
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def descendants(pid: int) -> list[int]:
@@ -105,23 +90,10 @@ def group_cpu(pids: list[int]) -> float:
 
 def enrol(url: str, count: int) -> list[str]:
     """Enrolled Telegram patients treated 20 hours ago; their sender ids."""
-    treated = datetime.now(timezone.utc) - timedelta(hours=20)
-    now = datetime.now(timezone.utc)
-    engine = db.make_engine(url)
-    with engine.begin() as connection:
-        connection.execute(Patient.__table__.insert(), [
-            {"id": n + 1, "name": f"Scale Patient {n}", "timezone": "Europe/London",
-             "sender_id": f"tg-{FIRST_CHAT + n}", "source": "clinic", "created_at": now,
-             "enrolled_at": treated + timedelta(minutes=5)} for n in range(count)])
-        connection.execute(Treatment.__table__.insert(), [
-            {"id": n + 1, "patient_id": n + 1, "number_in_series": 1, "treated_at": treated,
-             "created_at": now} for n in range(count)])
-        if engine.dialect.name == "postgresql":   # ids given: move the sequences on
-            for table in ("patients", "treatments"):
-                connection.exec_driver_sql(
-                    f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), {count})")
-    engine.dispose()
-    return [f"tg-{FIRST_CHAT + n}" for n in range(count)]
+    chats = enrol_patients(url, [FIRST_CHAT + n for n in range(count)],
+                           datetime.now(timezone.utc) - timedelta(hours=20),
+                           name="Scale Patient")
+    return [f"tg-{chat}" for chat in chats]
 
 
 @dataclass
