@@ -18,6 +18,14 @@ second. Both budgets here count that way, with the requests spaced evenly
   the others queue behind it in the process. A request left under way by a
   process that died counts for IN_FLIGHT_SECONDS at most.
 
+Telegram also allows about one message a second in one chat. Each process
+spaces its own sends to a chat (bot/context.py ChatPace); with Redis, a send
+to a patient's chat also takes the chat's turn there (SendBudget.chat_turn),
+so a check-in from one process and a reply from another never reach a chat
+less than a second apart either. A turn left by a process that died lapses
+after CHAT_IN_FLIGHT_SECONDS; while Redis is down each process spaces only
+its own sends to a chat.
+
 While Redis is unreachable a process falls back to a Pacer of its own share
 (30 divided by the bot processes: AFTERCARE_BOT_PROCESSES, or as many as
 were last seen in Redis, whichever is more), a second later, when what went
@@ -56,6 +64,10 @@ MEMBERS_KEY = "aftercare:telegram:bots"         # sorted set: bot process -> las
 MEMBER_SECONDS = 10.0       # a process not heard from for this long has stopped
 IN_FLIGHT_SECONDS = 15.0    # longer than any request to Telegram takes
 SWITCH_SECONDS = 1.0        # what went through one count leaves it this long after
+CHAT_KEY = "aftercare:telegram:chat:"           # + chat id: that chat's turn
+CHAT_SECONDS = 1.0          # from the end of one send to a chat to the start of the next
+CHAT_IN_FLIGHT_SECONDS = 10.0   # a chat's turn left by a process that died lapses then
+CHAT_POLL_SECONDS = 0.02    # how often a chat whose turn is under way elsewhere is asked again
 
 # KEYS: SENDS_KEY, NEXT_KEY. ARGV: the limit, the spacing and the in-flight
 # time (microseconds), the request's id. Returns 0 if the request may go now
@@ -84,6 +96,51 @@ local t = redis.call('TIME')
 redis.call('ZADD', KEYS[1], 'XX', tonumber(t[1]) * 1000000 + tonumber(t[2]), ARGV[1])
 return 1
 """
+
+# KEYS: the chat's key. ARGV: the spacing, the in-flight time and the longest
+# wait before asking again (microseconds), the request's id. The value is
+# "busy:<lapses at>:<id>" while a send is under way, "ended:<when>" after.
+# Returns 0 if the send may go now (recorded under way), else microseconds to
+# wait before asking again.
+TAKE_CHAT_TURN = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local spacing, in_flight, poll = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local value = redis.call('GET', KEYS[1])
+if value then
+  local lapses = tonumber(string.match(value, '^busy:(%d+):'))
+  if lapses and lapses > now then
+    return math.min(lapses - now, poll)
+  end
+  local ended = tonumber(string.match(value, '^ended:(%d+)$'))
+  if ended and ended + spacing > now then
+    return ended + spacing - now
+  end
+end
+redis.call('SET', KEYS[1], string.format('busy:%d:%s', now + in_flight, ARGV[4]),
+           'PX', math.floor(in_flight / 1000))
+return 0
+"""
+# KEYS: the chat's key. ARGV: the spacing (microseconds), the request's id.
+# The send ended now (unless its turn lapsed and another process has it).
+END_CHAT_TURN = """
+local value = redis.call('GET', KEYS[1])
+if value and string.match(value, '^busy:') and
+   string.sub(value, -string.len(ARGV[2]) - 1) ~= ':' .. ARGV[2] then
+  return 0
+end
+local t = redis.call('TIME')
+redis.call('SET', KEYS[1], string.format('ended:%d', tonumber(t[1]) * 1000000 + tonumber(t[2])),
+           'PX', math.floor(tonumber(ARGV[1]) / 1000) + 1000)
+return 1
+"""
+
+
+def _counts_per_chat(endpoint: str, chat_id: Any) -> bool:
+    """A request that puts a message in a patient's (private) chat."""
+    name = endpoint.lower()
+    return (isinstance(chat_id, int) and chat_id > 0 and name != "sendchataction"
+            and (name.startswith("send") or name in ("forwardmessage", "copymessage")))
 
 
 class Pacer:
@@ -145,6 +202,8 @@ class SendBudget:
         self._ids = itertools.count(1)
         self._take = link.client.register_script(TAKE_TURN)
         self._end = link.client.register_script(END_TURN)
+        self._take_chat = link.client.register_script(TAKE_CHAT_TURN)
+        self._end_chat = link.client.register_script(END_CHAT_TURN)
         self._queue = asyncio.Lock()      # one request of this process asks Redis at a time
         self._local = self._local_pacer()
         self._shared_from = 0.0           # loop time from which Redis is asked again
@@ -224,6 +283,35 @@ class SendBudget:
         finally:
             await self._ended(request)
 
+    @asynccontextmanager
+    async def chat_turn(self, chat_id: int) -> AsyncIterator[None]:
+        """Hold one chat's turn, shared by every bot process, for the length of
+        one send (and its retries); a second after it ends the next may go.
+        Without Redis this process's own spacing (ChatPace) is all there is."""
+        key, request = f"{CHAT_KEY}{chat_id}", f"{self._me}:c{next(self._ids)}"
+        spacing = int(CHAT_SECONDS * 1_000_000)
+        taken = False
+        while self._link.up:
+            try:
+                wait_us = await self._take_chat(
+                    keys=[key], args=[spacing, int(CHAT_IN_FLIGHT_SECONDS * 1_000_000),
+                                      int(CHAT_POLL_SECONDS * 1_000_000), request])
+            except Exception as exc:   # Redis went away: this process's spacing only
+                self._link.failed(exc)
+                break
+            if wait_us == 0:
+                taken = True
+                break
+            await asyncio.sleep(wait_us / 1_000_000)
+        try:
+            yield
+        finally:
+            if taken:
+                try:
+                    await self._end_chat(keys=[key], args=[spacing, request])
+                except Exception as exc:   # the turn lapses by itself
+                    self._link.failed(exc)
+
 
 class SharedRateLimiter(AIORateLimiter):
     """python-telegram-bot's AIORateLimiter (per-group limits, RetryAfter
@@ -232,6 +320,17 @@ class SharedRateLimiter(AIORateLimiter):
     def __init__(self, budget: SendBudget, max_retries: int = 3) -> None:
         super().__init__(overall_max_rate=0, max_retries=max_retries)
         self.budget = budget
+
+    async def process_request(self, callback: Callable[..., Coroutine[Any, Any, Any]],
+                              args: Any, kwargs: dict[str, Any], endpoint: str,
+                              data: dict[str, Any], rate_limit_args: Optional[int]) -> Any:
+        chat_id = data.get("chat_id")
+        if not _counts_per_chat(endpoint, chat_id):
+            return await super().process_request(callback, args, kwargs, endpoint, data,
+                                                 rate_limit_args)
+        async with self.budget.chat_turn(chat_id):
+            return await super().process_request(callback, args, kwargs, endpoint, data,
+                                                  rate_limit_args)
 
     async def _run_request(self, chat: bool, group: Any, allow_paid_broadcast: bool,
                            callback: Callable[..., Coroutine[Any, Any, Any]],
