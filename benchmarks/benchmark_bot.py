@@ -1,8 +1,10 @@
 """Speed of the Telegram bot on this machine: reply latency, check-in delivery,
 restarts in the middle of a check-in wave, start-up time and memory.
 
-    .venv/bin/python benchmarks/benchmark_bot.py [--part latency|checkins|restart|startup|all]
-        [--patients 5000] [--startup-patients 14300] [--startup-runs 3] [--write-docs]
+    .venv/bin/python benchmarks/benchmark_bot.py
+        [--part latency|checkins|restart|startup|engines|all] [--patients 5000]
+        [--startup-patients 14300] [--startup-runs 3] [--database sqlite|postgresql|both]
+        [--write-docs]
 
 The bot runs as a real subprocess (`python -m bot`, configured through its
 environment variables), so kills, restarts and memory are real. The fake
@@ -23,10 +25,22 @@ temporary folder (kept with --keep).
    started again: once with SIGTERM (graceful), once with SIGKILL (a crash).
 4. startup: a fresh start with ~100,000 scheduled check-ins in the job store
    (14,300 enrolled patients x 7 future check-ins) and with an empty one:
-   seconds from process start to the first getUpdates, and peak RSS (VmHWM).
+   seconds from process start to the first getUpdates, and peak RSS (VmHWM);
+   on SQLite, PostgreSQL or both (--database).
+5. engines: the check-in wave on SQLite and on PostgreSQL (a server of its own
+   from tests/support/postgres.py; Rasa's tracker store on it too), with one
+   bot process and with two: the second a send-only `python -m bot`
+   (TELEGRAM_RECEIVE_UPDATES=no) on the same database, both with the shared
+   send budget in Redis (tests/support/redis.py). One of the two leads (the
+   advisory lock on PostgreSQL, the file lock on SQLite, where one process per
+   file is the supported setup). Then two on PostgreSQL with the leading one
+   SIGKILLed halfway: the other takes over. For each: the most sendMessage
+   requests in any one second, over both processes. Then part 4 on both
+   databases. Its own section in docs/benchmarks.md (engines-benchmark markers).
 
-Prints a Markdown table; with --part all (or --write-docs) it also replaces the
-section between the bot-benchmark markers in docs/benchmarks.md.
+Prints Markdown tables; with --part all (or --write-docs) it also replaces the
+section between the bot-benchmark markers in docs/benchmarks.md (and the
+engines-benchmark markers for part 5).
 """
 from __future__ import annotations
 
@@ -44,7 +58,7 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -65,6 +79,9 @@ from tests.support.bot_process import (  # noqa: E402
 )
 from tests.support.bot_process import enrol_patients as support_enrol  # noqa: E402
 from tests.support.fake_telegram import FakeTelegramServer  # noqa: E402
+from tests.support.postgres import PostgresServer  # noqa: E402
+from tests.support.redis import RedisServer  # noqa: E402
+from benchmark_scale import group_cpu  # noqa: E402  (this folder, next to this script)
 
 RASA_PORT = int(os.environ.get("BENCH_RASA_PORT", "5605"))
 ACTIONS_PORT = int(os.environ.get("BENCH_ACTIONS_PORT", "5655"))
@@ -76,6 +93,10 @@ DOCS = ROOT / "docs" / "benchmarks.md"
 PROFILE_DIR: Optional[Path] = None   # --py-spy: a raw py-spy profile of every bot process
 BOT_DIR: Optional[Path] = None       # --bot-dir: run the `bot` package found there instead
 START_MARK, END_MARK = "<!-- bot-benchmark:start -->", "<!-- bot-benchmark:end -->"
+ENGINES_MARKS = ("<!-- engines-benchmark:start -->", "<!-- engines-benchmark:end -->")
+ENGINES = ("sqlite", "postgresql")
+LEADING = "this bot process schedules and sends the check-ins"   # bot/checkin_service.py
+_postgres: Optional[PostgresServer] = None   # started on first use, stopped at the end
 FIRST_CHAT = 910_000_001
 
 # Our own wording: what patients ask in the first days.
@@ -105,7 +126,20 @@ def log(message: str) -> None:
 
 # --- database, protocol, services ----------------------------------------------
 
-def new_database(work: Path, name: str) -> str:
+def postgres() -> PostgresServer:
+    """The benchmark's PostgreSQL server (tests/support/postgres.py), started once."""
+    global _postgres
+    if _postgres is None:
+        _postgres = PostgresServer.start()
+        log(f"PostgreSQL running on port {_postgres.port}")
+    return _postgres
+
+
+def new_database(work: Path, name: str, engine: str = "sqlite") -> str:
+    """A migrated, empty database: a SQLite file in work, or a PostgreSQL database."""
+    if engine == "postgresql":
+        server = postgres()
+        return server.create_database(template=server.migrated_template())
     url = f"sqlite:///{work / f'{name}.db'}"
     db.migrate(url)
     return url
@@ -122,10 +156,11 @@ def enrol_patients(url: str, count: int, treated_at: datetime,
 
 
 def Bot(url: str, protocol: Path, log_dir: Path, telegram: FakeTelegramServer,
-        name: str) -> BotProcess:
-    """The bot as a real subprocess, on the benchmark's Rasa and action server."""
+        name: str, env: Optional[dict[str, str]] = None) -> BotProcess:
+    """The bot as a real subprocess, on the benchmark's Rasa and action server,
+    started (once: the returned process is running)."""
     bot = BotProcess(url, protocol, log_dir, telegram, name, rasa_url=RASA_URL,
-                     action_server_url=ACTION_SERVER_URL, cwd=BOT_DIR or ROOT,
+                     action_server_url=ACTION_SERVER_URL, env=env, cwd=BOT_DIR or ROOT,
                      profile_dir=PROFILE_DIR).start()
     log(f"bot {name} started, pid {bot.pid}")
     return bot
@@ -201,7 +236,18 @@ class StubAssistant:
 
 
 def sql(url: str, query: str, params: tuple = ()) -> list[tuple]:
-    """A read with the standard library, outside the bot's process and engine."""
+    """A read outside the bot's process and engine, on a connection of its own:
+    sqlite3 for a SQLite URL, psycopg2 for PostgreSQL (placeholders `?`)."""
+    if url.startswith("postgresql"):
+        import psycopg2
+
+        connection = psycopg2.connect(url)
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(query.replace("?", "%s"), params)
+                return cursor.fetchall()
+        finally:
+            connection.close()
     connection = sqlite3.connect(url[len("sqlite:///"):], timeout=30)
     try:
         return connection.execute(query, params).fetchall()
@@ -288,7 +334,7 @@ def part_latency(work: Path, args) -> list[tuple[str, str]]:
     rows = []
     with assistant(url, protocol, work / "log-latency"), \
             FakeTelegramServer(token=TOKEN) as telegram:
-        bot = Bot(url, protocol, work / "log-latency", telegram, "latency").start()
+        bot = Bot(url, protocol, work / "log-latency", telegram, "latency")
         try:
             bot.wait_ready()
             questions = single_message_questions(telegram, probe)
@@ -370,6 +416,11 @@ class Wave:
     after_restart_rate: float = 0.0
     peak_rss_mb: float = 0.0
     cpu_ms: dict = field(default_factory=dict)  # CPU time per check-in, by process
+    engine: str = "sqlite"
+    bots: int = 1                 # bot processes on the database (the others send only)
+    leader: str = ""              # which one scheduled and sent
+    max_per_second: int = 0       # most sendMessage requests in any one second, all processes
+    takeover_s: float = 0.0       # SIGKILL of the leader until the other's first check-in
     other_cores: float = 0.0      # cores busy with other processes meanwhile, on average
 
 
@@ -388,78 +439,152 @@ def _plan_wave(lead_minutes: int) -> tuple[datetime, list[dict], datetime]:
 
 
 def _count_jobs(url: str) -> int:
+    import psycopg2
+
     try:
         return sql(url, f"SELECT count(*) FROM {JOB_TABLE}")[0][0]
-    except sqlite3.OperationalError:  # the table is not there yet
+    except (sqlite3.OperationalError, psycopg2.errors.UndefinedTable):  # not made yet
         return 0
 
 
 def _open_rows(url: str) -> tuple[int, int]:
-    (total, open_), = sql(url, "SELECT count(*), coalesce(sum(status IN "
-                               "('due', 'claimed', 'sending')), 0) FROM checkin_deliveries")
+    (total, open_), = sql(url, "SELECT count(*), coalesce(sum(CASE WHEN status IN "
+                               "('due', 'claimed', 'sending') THEN 1 ELSE 0 END), 0) "
+                               "FROM checkin_deliveries")
     return total, open_
 
 
+def cpu_of(name: str, pid: int) -> float:
+    """CPU seconds so far: PostgreSQL with its backends (processes below it);
+    any other process alone (this one starts the bot, Rasa and the rest)."""
+    return group_cpu([pid]) if name == "postgresql" else cpu_seconds(pid)
+
+
+def max_per_second(times: list[float]) -> int:
+    """The most of these moments in any one second (a sliding window)."""
+    ordered, most, first = sorted(times), 0, 0
+    for last, moment in enumerate(ordered):
+        while moment - ordered[first] >= 1.0:
+            first += 1
+        most = max(most, last - first + 1)
+    return most
+
+
+def _leader(bots: list[BotProcess], timeout: float = 60) -> BotProcess:
+    """The bot process that says in its log that it schedules and sends."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        leading = [b for b in bots if LEADING in b.output(10**7)]
+        if len(leading) == 1:
+            return leading[0]
+        if len(leading) > 1:
+            raise SystemExit(f"two bot processes lead: {[b.name for b in leading]}")
+        for bot in bots:
+            bot.check_alive()
+        time.sleep(0.1)
+    raise SystemExit("no bot process says it leads")
+
+
 def run_wave(work: Path, args, label: str, kill: Optional[int] = None,
-             stub: bool = False) -> Wave:
-    """One wave of check-ins; kill: a signal sent to the bot halfway, then restart;
-    stub: a stub instead of the real assistant (the bot's own capacity)."""
-    name = label.replace(" ", "-")
-    log(f"{label}: enrolling {args.patients} patients")
-    url = new_database(work, name)
+             stub: bool = False, engine: str = "sqlite", bots: int = 1) -> Wave:
+    """One wave of check-ins; kill: a signal sent to the bot halfway, then restart
+    (with two bots: to the leading one, and the other takes over, no restart);
+    stub: a stub instead of the real assistant (the bot's own capacity);
+    engine: sqlite or postgresql; bots: 2 adds a send-only second bot process,
+    both with the shared send budget in Redis."""
+    name = label.replace(" ", "-").replace(",", "")
+    log(f"{label}: enrolling {args.patients} patients on {engine}")
+    url = new_database(work, name, engine)
     protocol = work / f"protocol-{name}.yml"
     treated, checkins, _ = _plan_wave(args.lead_minutes)
     write_protocol(protocol, checkins, quiet_hours_away_from(datetime.now(timezone.utc)))
     chats = enrol_patients(url, args.patients, treated)
-    wave = Wave(label, chats)
+    wave = Wave(label, chats, engine=engine, bots=bots)
     log_dir = work / f"log-{name}"
     log_dir.mkdir(parents=True, exist_ok=True)
     helper = StubAssistant(RASA_PORT) if stub else assistant(url, protocol, log_dir)
-    with helper as pids, FakeTelegramServer(token=TOKEN) as telegram:
+    with ExitStack() as stack:
+        shared: dict[str, str] = {}
+        if bots > 1:
+            cache = stack.enter_context(RedisServer.start())
+            shared = {"AFTERCARE_REDIS_URL": cache.url, "AFTERCARE_BOT_PROCESSES": str(bots)}
+        pids = stack.enter_context(helper)
+        telegram = stack.enter_context(FakeTelegramServer(token=TOKEN))
         telegram.enforce_rate_limits(global_per_second=30, per_chat_per_second=1)
         # The check-in's time is set only now, 2-3 minutes ahead of the bot's start.
         treated, checkins, due = _plan_wave(args.lead_minutes)
         write_protocol(protocol, checkins, quiet_hours_away_from(datetime.now(timezone.utc)))
         log(f"{label}: check-in {checkins[0]['id']} due at {due:%H:%M} UTC")
-        bot = Bot(url, protocol, log_dir, telegram, name).start()
+        bot = Bot(url, protocol, log_dir, telegram, name, env=shared)
+        running = [bot]
+        for n in range(2, bots + 1):   # the others only send (one process polls Telegram)
+            running.append(Bot(url, protocol, log_dir / f"bot{n}", telegram, f"{name}-{n}",
+                               env={**shared, "TELEGRAM_RECEIVE_UPDATES": "no"}))
         try:
             while _count_jobs(url) < len(chats):
-                bot.check_alive()
+                for each in running:
+                    each.check_alive()
                 if datetime.now(timezone.utc) > due:
                     raise SystemExit(f"{label}: the jobs were not all scheduled before the "
                                      f"check-in was due ({_count_jobs(url)} of {len(chats)})")
                 time.sleep(0.05)
             wave.scheduled_s = time.monotonic() - bot.started
             wave.ready_s = bot.wait_ready()
+            leader = _leader(running) if bots > 1 else bot
+            wave.leader = "the polling one" if leader is bot else "the send-only one"
             log(f"{label}: {len(chats)} jobs scheduled {wave.scheduled_s:.1f} s after start; "
-                f"polling after {wave.ready_s:.1f} s")
-            wave.peak_rss_mb = bot.peak_rss_mb()
-            pids["bot"] = bot.pid
+                f"polling after {wave.ready_s:.1f} s; leading: {leader.name}")
+            wave.peak_rss_mb = leader.peak_rss_mb()
+            for n, each in enumerate(running):
+                pids["bot" if n == 0 else f"bot {n + 1}"] = each.pid
             pids["benchmark"] = os.getpid()
-            cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+            if engine == "postgresql":
+                pids["postgresql"] = postgres().process.pid
+            if bots > 1:
+                pids["redis"] = cache.process.pid
+            cpu_before = {name: cpu_of(name, pid) for name, pid in pids.items()}
             busy_before, wall_before = machine_busy_seconds(), time.monotonic()
             deadline = time.monotonic() + (due - datetime.now(timezone.utc)).total_seconds() \
                 + len(chats) / 10 + 300
             if kill is not None:
                 while telegram.delivered_count < len(chats) // 2:
-                    bot.check_alive()
+                    leader.check_alive()
                     if time.monotonic() > deadline:
                         raise SystemExit(f"{label}: stuck at {telegram.delivered_count}")
                     time.sleep(0.01)
                 wave.at_stop = telegram.delivered_count
-                log(f"{label}: {wave.at_stop} delivered; sending {signal.Signals(kill).name}")
-                wave.stop_s = bot.stop(kill)
+                log(f"{label}: {wave.at_stop} delivered; sending {signal.Signals(kill).name} "
+                    f"to {leader.name}")
+                wave.stop_s = leader.stop(kill)
+                killed_at = time.monotonic()
                 left = dict(sql(url, "SELECT status, count(*) FROM checkin_deliveries "
                                      "WHERE status IN ('claimed', 'sending') GROUP BY status"))
                 wave.left_claimed, wave.left_sending = left.get("claimed", 0), \
                     left.get("sending", 0)
                 before = telegram.delivered_count
-                log(f"{label}: stopped in {wave.stop_s:.1f} s ({before - wave.at_stop} more "
-                    "delivered meanwhile); starting again")
-                bot = Bot(url, protocol, log_dir, telegram, name + "-again").start()
+                if bots > 1:
+                    running.remove(leader)
+                    log(f"{label}: {leader.name} gone in {wave.stop_s:.1f} s; the other "
+                        "should take over")
+                    while telegram.delivered_count == before:
+                        for each in running:
+                            each.check_alive()
+                        if time.monotonic() > deadline:
+                            raise SystemExit(f"{label}: no takeover")
+                        time.sleep(0.01)
+                    after = [m.time for m in telegram.sent_messages()[before:]]
+                    wave.takeover_s = min(after) - killed_at
+                    log(f"{label}: taken over, first check-in {wave.takeover_s:.1f} s after "
+                        "the kill")
+                else:
+                    log(f"{label}: stopped in {wave.stop_s:.1f} s ({before - wave.at_stop} "
+                        "more delivered meanwhile); starting again")
+                    bot = Bot(url, protocol, log_dir, telegram, name + "-again")
+                    running = [bot]
             last_progress, last_state = time.monotonic(), None
             while True:
-                bot.check_alive()
+                for each in running:
+                    each.check_alive()
                 total, open_ = _open_rows(url)
                 count = telegram.delivered_count
                 if (count, total, open_) != last_state or datetime.now(timezone.utc) < due:
@@ -473,17 +598,20 @@ def run_wave(work: Path, args, label: str, kill: Optional[int] = None,
                 time.sleep(0.25)
             time.sleep(1)
             if kill is None:
-                used = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
+                used = {name: cpu_of(name, pid) - cpu_before[name]
+                        for name, pid in pids.items()}
                 wave.cpu_ms = {name: seconds * 1000 / len(chats) for name, seconds in used.items()}
                 wall = time.monotonic() - wall_before
                 wave.other_cores = max(0.0, (machine_busy_seconds() - busy_before
                                              - sum(used.values())) / wall)
         finally:
-            bot.stop()
+            for each in running:
+                each.stop()
         sent = [m for m in telegram.sent_messages() if m.chat_id in set(chats)]
         attempts = telegram.calls_to("sendMessage")
         per_chat = telegram.delivered_per_chat()
         wave.rate_limit_hits = telegram.rate_limit_hits
+        wave.max_per_second = max_per_second([c.time for c in attempts])
     times = sorted(m.time for m in sent)
     if wave.rate_limit_hits and times:
         # A refused send is retried: the first attempts of chats tried more than once.
@@ -588,7 +716,10 @@ def prefill_jobs(url: str, count_patients: int, checkins: list[dict], protocol: 
     rows = []
     treatments = sql(url, "SELECT id, treated_at FROM treatments")
     for treatment_id, treated in treatments:
-        treated_at = datetime.fromisoformat(treated).replace(tzinfo=timezone.utc)
+        if isinstance(treated, str):   # SQLite keeps text; PostgreSQL gives a datetime
+            treated = datetime.fromisoformat(treated)
+        treated_at = treated.replace(tzinfo=timezone.utc) if treated.tzinfo is None \
+            else treated.astimezone(timezone.utc)
         for item in plans.plan(loaded, treated_at, tz, 1):
             trigger = scheduler._create_trigger("date", {"run_date": item.due_at})
             job = Job(scheduler, id=f"checkin:{treatment_id}:{item.checkin_id}",
@@ -610,7 +741,7 @@ def measure_start(url: str, protocol: Path, log_dir: Path, runs: int, name: str
     readies, peaks = [], []
     for run in range(runs):
         with FakeTelegramServer(token=TOKEN) as telegram:
-            bot = Bot(url, protocol, log_dir, telegram, f"{name}-{run}").start()
+            bot = Bot(url, protocol, log_dir, telegram, f"{name}-{run}")
             try:
                 readies.append(bot.wait_ready())
                 time.sleep(SETTLE_BEFORE_RSS)
@@ -621,8 +752,8 @@ def measure_start(url: str, protocol: Path, log_dir: Path, runs: int, name: str
     return readies, peaks, _count_jobs(url)
 
 
-def part_startup(work: Path, args) -> list[tuple[str, str]]:
-    log_dir = work / "log-startup"
+def part_startup(work: Path, args, engine: str = "sqlite") -> list[tuple[str, str]]:
+    log_dir = work / f"log-startup-{engine}"
     log_dir.mkdir(parents=True, exist_ok=True)
     protocol = work / "protocol-startup.yml"
     # Seven check-ins a day apart, all in the future of a treatment an hour ago.
@@ -630,15 +761,15 @@ def part_startup(work: Path, args) -> list[tuple[str, str]]:
     write_protocol(protocol, [{"id": f"day{d}_bench", "day": d, "time": "10:00",
                                "grace_hours": 6} for d in days],
                    quiet_hours_away_from(datetime.now(timezone.utc)))
-    empty = new_database(work, "startup-empty")
-    full = new_database(work, "startup-full")
-    log(f"startup: enrolling {args.startup_patients} patients")
+    empty = new_database(work, "startup-empty", engine)
+    full = new_database(work, "startup-full", engine)
+    log(f"startup ({engine}): enrolling {args.startup_patients} patients")
     enrol_patients(full, args.startup_patients,
                    datetime.now(timezone.utc) - timedelta(hours=1))
     rows = []
     if args.prefill == "bot":
         with FakeTelegramServer(token=TOKEN) as telegram:
-            bot = Bot(full, protocol, log_dir, telegram, "first-start").start()
+            bot = Bot(full, protocol, log_dir, telegram, "first-start")
             try:
                 first = bot.wait_ready(timeout=3600)
                 first_peak = bot.peak_rss_mb()
@@ -652,9 +783,10 @@ def part_startup(work: Path, args) -> list[tuple[str, str]]:
         started = time.monotonic()
         jobs = prefill_jobs(full, args.startup_patients, [], protocol)
         log(f"startup: {jobs} jobs written in {time.monotonic() - started:.1f} s")
-    e_ready, e_peak, _ = measure_start(empty, protocol, log_dir, args.startup_runs, "empty")
+    e_ready, e_peak, _ = measure_start(empty, protocol, log_dir, args.startup_runs,
+                                       f"{engine}-empty")
     f_ready, f_peak, jobs_after = measure_start(full, protocol, log_dir, args.startup_runs,
-                                                "full")
+                                                f"{engine}-full")
     if jobs_after != jobs:
         log(f"startup: the job store changed: {jobs} jobs before, {jobs_after} after")
     runs = f"median of {args.startup_runs}" if args.startup_runs > 1 else "one start"
@@ -666,6 +798,67 @@ def part_startup(work: Path, args) -> list[tuple[str, str]]:
          f"{statistics.median(f_ready):.1f} s / {max(f_peak):.0f} MB"),
     ]
     return rows
+
+
+# --- 5. PostgreSQL against SQLite, one bot process against two ----------------------------
+
+ENGINE_NAMES = {"sqlite": "SQLite", "postgresql": "PostgreSQL"}
+
+
+def engines_table(waves: list[Wave], n: int) -> str:
+    head = ("| database | bot processes | delivered / duplicates / missing | rate, first to "
+            "last delivery | start until all jobs scheduled | most sendMessage requests in "
+            "one second (all processes) / 429s | CPU ms per check-in: bots / Rasa / action "
+            "server / PostgreSQL / Redis |")
+    lines = [head, "|---|---|---|---|---|---|---|"]
+    for w in waves:
+        bots = "one" if w.bots == 1 else f"two, with Redis ({w.leader} led)"
+        cpu = " / ".join(f"{value:.1f}" for value in (
+            sum(v for k, v in w.cpu_ms.items() if k.startswith("bot")),
+            w.cpu_ms.get("rasa-server", 0), w.cpu_ms.get("action-server", 0),
+            w.cpu_ms.get("postgresql", 0), w.cpu_ms.get("redis", 0)))
+        lines.append(f"| {ENGINE_NAMES[w.engine]} | {bots} | {w.delivered:,} / {w.duplicates} / "
+                     f"{w.missing} | {w.rate:.1f} msg/s over {w.span_s:.0f} s | "
+                     f"{w.scheduled_s:.1f} s | {w.max_per_second} / {w.rate_limit_hits} | "
+                     f"{cpu} |")
+    return "\n".join(lines)
+
+
+def takeover_rows(w: Wave, n: int) -> list[tuple[str, str]]:
+    return [
+        (f"{n:,} check-ins due at once, two bot processes on PostgreSQL with Redis, the leading "
+         f"one ({w.leader}) SIGKILLed after {w.at_stop:,} deliveries: delivered / duplicates / "
+         "missing / marked uncertain (of them delivered)",
+         f"{w.delivered:,} / {w.duplicates} / {w.missing} / {w.uncertain} "
+         f"({w.uncertain_delivered})"),
+        ("the same: SIGKILL until the other process's first check-in / longest pause in "
+         "deliveries / rate after the takeover",
+         f"{w.takeover_s:.1f} s / {w.gap_s:.1f} s / {w.after_restart_rate:.1f} msg/s"),
+        ("the same: rows the killed one left claimed (due again) / sending (uncertain) / "
+         "most sendMessage requests in one second / 429s",
+         f"{w.left_claimed} / {w.left_sending} / {w.max_per_second} / {w.rate_limit_hits}"),
+    ]
+
+
+def part_engines(work: Path, args) -> str:
+    """The wave on both databases with one and two bot processes, the leader
+    killed with two on PostgreSQL, then start-up with ~100,000 jobs on both."""
+    waves = [run_wave(work, args, f"{engine} {bots} bot{'s' if bots > 1 else ''}",
+                      engine=engine, bots=bots)
+             for engine in ENGINES for bots in (1, 2)]
+    killed = run_wave(work, args, "postgresql 2 bots leader killed", signal.SIGKILL,
+                      engine="postgresql", bots=2)
+    startup: list[tuple[str, str]] = []
+    if args.engines_startup:
+        for engine in ENGINES:
+            startup += [(f"{ENGINE_NAMES[engine]}: {what}", figure)
+                        for what, figure in part_startup(work, args, engine)]
+    return (f"{args.patients:,} check-ins due at the same minute; the fake Telegram server "
+            "enforces 30 messages a second overall and one a second per chat.\n\n"
+            f"{engines_table(waves, args.patients)}\n\n"
+            f"{table(takeover_rows(killed, args.patients))}\n\n"
+            + (f"Start-up and memory of one bot process:\n\n{table(startup)}\n" if startup
+               else ""))
 
 
 # --- report --------------------------------------------------------------------------------
@@ -684,13 +877,14 @@ def table(rows: list[tuple[str, str]]) -> str:
                      [f"| {what} | {figure} |" for what, figure in rows])
 
 
-def write_docs(text: str) -> None:
-    section = f"{START_MARK}\n{text}\n{END_MARK}"
+def write_docs(text: str, marks: tuple[str, str] = (START_MARK, END_MARK)) -> None:
+    start_mark, end_mark = marks
+    section = f"{start_mark}\n{text}\n{end_mark}"
     if DOCS.exists():
         current = DOCS.read_text(encoding="utf-8")
-        if START_MARK in current and END_MARK in current:
-            head, rest = current.split(START_MARK, 1)
-            tail = rest.split(END_MARK, 1)[1]
+        if start_mark in current and end_mark in current:
+            head, rest = current.split(start_mark, 1)
+            tail = rest.split(end_mark, 1)[1]
             DOCS.write_text(head + section + tail, encoding="utf-8")
             return
         DOCS.write_text(current.rstrip("\n") + "\n\n" + section + "\n", encoding="utf-8")
@@ -701,8 +895,10 @@ def write_docs(text: str) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--part", choices=("latency", "checkins", "stub", "restart", "startup",
-                                           "all"), default="all",
-                        help="stub: only the check-in wave with a stub assistant")
+                                           "engines", "all"), default="all",
+                        help="stub: only the check-in wave with a stub assistant; engines: "
+                             "the wave on SQLite and PostgreSQL with one and two bot "
+                             "processes, the leader killed, start-up on both")
     parser.add_argument("--patients", type=int, default=5000,
                         help="patients with a check-in due at once (checkins, restart)")
     parser.add_argument("--lead-minutes", type=int, default=2,
@@ -721,6 +917,11 @@ def main() -> int:
                         help="a patient's pause between an answer and their next message")
     parser.add_argument("--startup-patients", type=int, default=14_300)
     parser.add_argument("--startup-runs", type=int, default=3)
+    parser.add_argument("--database", choices=("sqlite", "postgresql", "both"),
+                        default="sqlite", help="the startup part's database (checkins "
+                        "and restart: sqlite unless postgresql)")
+    parser.add_argument("--engines-startup", action=argparse.BooleanOptionalAction,
+                        default=True, help="the engines part also measures start-up")
     parser.add_argument("--prefill", choices=("direct", "bot"), default="direct",
                         help="fill the job store with APScheduler's job store API "
                              "(direct), or by a first start of the bot (bot; also timed)")
@@ -745,30 +946,51 @@ def main() -> int:
     started = datetime.now()
     log(f"machine: {about}")
     rows: list[tuple[str, str]] = []
+    engines_text = ""
     work = Path(tempfile.mkdtemp(prefix="bench-bot-"))
     try:
         if args.part in ("latency", "all"):
             rows += part_latency(work, args)
+        # checkins and restart: on SQLite, or on PostgreSQL with --database postgresql
+        single = "postgresql" if args.database == "postgresql" else "sqlite"
         if args.part in ("checkins", "all"):
-            rows += wave_rows(run_wave(work, args, "checkins"), args.patients)
+            rows += wave_rows(run_wave(work, args, "checkins", engine=single), args.patients)
         if args.part == "stub" or (args.part in ("checkins", "all") and args.stub_wave):
             rows += wave_rows(run_wave(work, args, "stub checkins", stub=True), args.patients)
         if args.part in ("restart", "all"):
-            rows += wave_rows(run_wave(work, args, "sigterm restart", signal.SIGTERM),
+            rows += wave_rows(run_wave(work, args, "sigterm restart", signal.SIGTERM,
+                                       engine=single),
                               args.patients)
-            rows += wave_rows(run_wave(work, args, "sigkill restart", signal.SIGKILL),
+            rows += wave_rows(run_wave(work, args, "sigkill restart", signal.SIGKILL,
+                                       engine=single),
                               args.patients)
         if args.part in ("startup", "all"):
-            rows += part_startup(work, args)
+            for engine in (ENGINES if args.database == "both" else (args.database,)):
+                found = part_startup(work, args, engine)
+                rows += found if engine == "sqlite" and args.database != "both" else [
+                    (f"{ENGINE_NAMES[engine]}: {what}", figure) for what, figure in found]
+        if args.part in ("engines", "all"):
+            engines_text = part_engines(work, args)
     finally:
+        if _postgres is not None:
+            _postgres.stop()
         if args.keep:
             log(f"kept {work}")
         else:
             import shutil
             shutil.rmtree(work, ignore_errors=True)
     minutes = (datetime.now() - started).total_seconds() / 60
-    text = (f"Measured {started:%Y-%m-%d %H:%M} on {about}; the run took {minutes:.0f} min.\n\n"
-            f"{table(rows)}")
+    measured = f"Measured {started:%Y-%m-%d %H:%M} on {about}; the run took {minutes:.0f} min."
+    if engines_text:
+        command = ("`.venv/bin/python benchmarks/benchmark_bot.py --part engines"
+                   f"{'' if args.patients == 5000 else f' --patients {args.patients}'}`")
+        engines_text = f"{command}\n\n{measured}\n\n{engines_text}"
+        print(engines_text)
+        if args.part == "all" or args.write_docs:
+            write_docs(engines_text, ENGINES_MARKS)
+    if not rows:
+        return 0
+    text = f"{measured}\n\n{table(rows)}"
     print(text)
     if args.part == "all" or args.write_docs:
         write_docs(f"## Telegram bot (`benchmarks/benchmark_bot.py`)\n\n"
