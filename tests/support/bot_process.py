@@ -43,9 +43,10 @@ def cpu_seconds(pid: int) -> float:
 
 
 def enrol_patients(url: str, chats: list[int], treated_at: datetime,
-                   name: str = "Test Patient") -> list[int]:
-    """Enrolled Telegram patients (sender tg-<chat>, one treatment each),
-    written in one transaction on SQLite or PostgreSQL; returns the chat ids."""
+                   name: str = "Test Patient", timezone_name: str = PATIENT_TZ) -> list[int]:
+    """Enrolled Telegram patients (sender tg-<chat>, one treatment each, in
+    timezone_name), written in one transaction on SQLite or PostgreSQL;
+    returns the chat ids."""
     enrolled_at = treated_at + timedelta(minutes=5)
     now = datetime.now(timezone.utc)
     engine = db.make_engine(url)
@@ -56,7 +57,7 @@ def enrol_patients(url: str, chats: list[int], treated_at: datetime,
             first_treatment = connection.exec_driver_sql(
                 "SELECT coalesce(max(id), 0) FROM treatments").scalar_one() + 1
             connection.execute(Patient.__table__.insert(), [
-                {"id": first + n, "name": f"{name} {chat}", "timezone": PATIENT_TZ,
+                {"id": first + n, "name": f"{name} {chat}", "timezone": timezone_name,
                  "sender_id": f"tg-{chat}", "source": "clinic", "created_at": now,
                  "enrolled_at": enrolled_at} for n, chat in enumerate(chats)])
             connection.execute(Treatment.__table__.insert(), [
