@@ -73,6 +73,7 @@ TOGETHER_EVERY = 8         # patients 3, 11, 19, ... send two messages back to b
 LEAD = timedelta(seconds=45)   # the protocol is written this long before wave 1 at least
 REPLY_TIMEOUT = 90.0
 STEP_TIMEOUT = 300.0
+LOCK_PREFIX = "aftercare:lock:"    # Rasa's conversation locks (aftercare/rasa_locks.py)
 TAKEOVER = "the bot process that sent check-ins stopped: this one takes over"
 
 
@@ -114,6 +115,7 @@ class Scene:
     pushed_at: dict[int, list[float]] = field(default_factory=lambda: defaultdict(list),
                                               repr=False)
     late_replies: list[int] = field(default_factory=list)
+    in_flight_at_rasa_kill: int = 0   # messages the killed Rasa server was handling
     rasa_killed_at: Optional[float] = None
     bot_killed_at: Optional[float] = None
     takeover_seconds: Optional[float] = None
@@ -268,8 +270,9 @@ async def _converse(topology: Topology, scene: Scene, chats: list[int], start: f
 
 async def _kill_rasa_mid_conversation(topology: Topology, scene: Scene, after: datetime) -> str:
     """Once wave 1 is out (no check-in between Rasa's trigger and Telegram),
-    SIGKILL the Rasa server that has the most conversations: its patients
-    go on on the other one."""
+    SIGKILL the second Rasa server while it handles a patient's message (its
+    conversation's lock is in Redis), if one comes within half a minute: its
+    patients go on on the other one."""
     def settled() -> bool:
         return (datetime.now(timezone.utc) >= after and
                 topology.rows("SELECT count(*) FROM checkin_deliveries WHERE status IN "
@@ -281,9 +284,24 @@ async def _kill_rasa_mid_conversation(topology: Topology, scene: Scene, after: d
         await asyncio.sleep(0.2)
     victim_url = topology.rasa_urls[1]
     victim = topology.rasa_service(victim_url)
+    ranking = RasaClient(topology.rasa_urls)
+    locks = redis.Redis.from_url(topology.settings.redis_url)
+
+    def handled_by_victim() -> int:
+        return sum(1 for key in locks.keys(f"{LOCK_PREFIX}tg-*")
+                   if ranking.ranking(key.decode()[len(LOCK_PREFIX):])[0] == victim_url)
+
+    deadline = time.monotonic() + 30
+    while True:
+        scene.in_flight_at_rasa_kill = handled_by_victim()
+        if scene.in_flight_at_rasa_kill or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.01)
     os.killpg(victim.process.pid, signal.SIGKILL)
-    await asyncio.to_thread(victim.process.wait)
     scene.rasa_killed_at = time.monotonic()
+    await asyncio.to_thread(victim.process.wait)
+    locks.close()
+    await ranking.close()
     return victim_url
 
 
@@ -527,5 +545,6 @@ def _check_everything(topology: Topology, scene: Scene, chats: list[int],
             f"{sum(escalated.values())} escalations), {checkin_messages} check-ins "
             f"({scene.sent_by_b_in_wave_2} of wave 2 sent by B before it was killed, "
             f"{scene.stop_attempts} SIGSTOP tries), {len(sent)} sends, at most {busiest} in one "
-            f"second, {moved} messages moved off the killed Rasa server, takeover "
+            f"second, {moved} messages moved off the killed Rasa server "
+            f"({scene.in_flight_at_rasa_kill} in flight at the kill), takeover "
             f"{scene.takeover_seconds:.1f} s after SIGKILL")
