@@ -116,6 +116,7 @@ class Scene:
                                               repr=False)
     late_replies: list[int] = field(default_factory=list)
     in_flight_at_rasa_kill: int = 0   # messages the killed Rasa server was handling
+    wave_1_seconds: float = 0.0       # from wave 1's time to its last check-in sent
     rasa_killed_at: Optional[float] = None
     bot_killed_at: Optional[float] = None
     takeover_seconds: Optional[float] = None
@@ -268,13 +269,13 @@ async def _converse(topology: Topology, scene: Scene, chats: list[int], start: f
         watcher.cancel()
 
 
-async def _kill_rasa_mid_conversation(topology: Topology, scene: Scene, after: datetime) -> str:
-    """Once wave 1 is out (no check-in between Rasa's trigger and Telegram),
-    SIGKILL the second Rasa server while it handles a patient's message (its
-    conversation's lock is in Redis), if one comes within half a minute: its
-    patients go on on the other one."""
+async def _kill_rasa_mid_conversation(topology: Topology, scene: Scene, waves: Waves) -> str:
+    """Once wave 1 is out and before wave 2 (no check-in between Rasa's
+    trigger and Telegram), SIGKILL the second Rasa server while it handles a
+    patient's message (its conversation's lock is in Redis), if one comes
+    soon enough: its patients go on on the other one."""
     def settled() -> bool:
-        return (datetime.now(timezone.utc) >= after and
+        return (datetime.now(timezone.utc) >= waves.first and
                 topology.rows("SELECT count(*) FROM checkin_deliveries WHERE status IN "
                               "('due', 'claimed', 'sending')")[0][0] == 0 and
                 _status_counts(topology).get("sent", 0) >= PATIENTS)
@@ -282,6 +283,7 @@ async def _kill_rasa_mid_conversation(topology: Topology, scene: Scene, after: d
     while not await asyncio.to_thread(settled):
         assert time.monotonic() < deadline, f"wave 1 not out\n{topology.tails()}"
         await asyncio.sleep(0.2)
+    scene.wave_1_seconds = (datetime.now(timezone.utc) - waves.first).total_seconds()
     victim_url = topology.rasa_urls[1]
     victim = topology.rasa_service(victim_url)
     ranking = RasaClient(topology.rasa_urls)
@@ -291,7 +293,8 @@ async def _kill_rasa_mid_conversation(topology: Topology, scene: Scene, after: d
         return sum(1 for key in locks.keys(f"{LOCK_PREFIX}tg-*")
                    if ranking.ranking(key.decode()[len(LOCK_PREFIX):])[0] == victim_url)
 
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + min(
+        30.0, (waves.second - datetime.now(timezone.utc)).total_seconds() - 5)
     while True:
         scene.in_flight_at_rasa_kill = handled_by_victim()
         if scene.in_flight_at_rasa_kill or time.monotonic() > deadline:
@@ -423,7 +426,7 @@ def test_two_rasa_servers_and_two_bots_lose_nothing_when_one_of_each_is_killed(
         async def scenario() -> str:
             talk = asyncio.create_task(_converse(
                 topology, scene, chats, conversation_start, 130.0, checkin_texts))
-            victim = await _kill_rasa_mid_conversation(topology, scene, waves.first)
+            victim = await _kill_rasa_mid_conversation(topology, scene, waves)
             await _kill_leader_mid_wave_2(topology, scene, wave_2_first=30)
             await talk
             return victim
@@ -541,9 +544,11 @@ def _check_everything(topology: Topology, scene: Scene, chats: list[int],
             f"bot {name}'s log holds a patient's words"
 
     messages = sum(map(len, scene.pushed.values()))
+    assert scene.sent_by_b_in_wave_2 < PATIENTS, "bot A sent none of wave 2"
     return (f"{messages} patient messages ({len(flagged)} red flags, "
             f"{sum(escalated.values())} escalations), {checkin_messages} check-ins "
-            f"({scene.sent_by_b_in_wave_2} of wave 2 sent by B before it was killed, "
+            f"(wave 1 out {scene.wave_1_seconds:.0f} s after it fell due; "
+            f"{scene.sent_by_b_in_wave_2} of wave 2 sent by B before it was killed, "
             f"{scene.stop_attempts} SIGSTOP tries), {len(sent)} sends, at most {busiest} in one "
             f"second, {moved} messages moved off the killed Rasa server "
             f"({scene.in_flight_at_rasa_kill} in flight at the kill), takeover "
