@@ -20,9 +20,16 @@ two servers taking one conversation's lock at the same moment can both get
 it (RasaHQ/rasa pull request 11256, reverted). The bot keeps each
 conversation on one Rasa server while it is up, and one server takes its
 tickets one at a time, so that race does not arise (tests/test_rasa_routing.py).
+
+A conversation's lock lasts LOCK_SECONDS, not Rasa's 60: a server killed while
+handling a message leaves its ticket in Redis until it expires, and the server
+that takes the conversation over waits for it. The bot sends a chat's messages
+one at a time and waits 30 s for an answer, so the wait must end well before.
+A waiting message whose own ticket expires takes a new one (see _acquire).
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from contextlib import asynccontextmanager
@@ -30,7 +37,7 @@ from typing import AsyncIterator, Callable, Optional, Text
 
 from rasa.core.lock import TicketLock
 from rasa.core.lock_store import (
-    LOCK_LIFETIME, InMemoryLockStore, LockError, LockStore, RedisLockStore,
+    InMemoryLockStore, LockError, LockStore, RedisLockStore,
 )
 
 from aftercare.settings import redis_address
@@ -40,6 +47,8 @@ logger = logging.getLogger(__name__)
 KEY_PREFIX = "aftercare"       # keys are aftercare:lock:<conversation id>
 RETRY_SECONDS = 5.0            # how often Redis is tried again while it is down
 SOCKET_TIMEOUT = 2.0           # a Redis that hangs must not hold every reply for long
+LOCK_SECONDS = 20.0            # a ticket's lifetime (see the module docstring)
+WAIT_SECONDS = 0.1             # how often a waiting message looks whether it is its turn
 
 
 class _UrlRedisLockStore(RedisLockStore):
@@ -121,8 +130,8 @@ class AftercareLockStore(LockStore):
         self._next_try = self._clock() + self._retry_seconds
 
     @asynccontextmanager
-    async def lock(self, conversation_id: Text, lock_lifetime: float = LOCK_LIFETIME,
-                   wait_time_in_seconds: float = 1) -> AsyncIterator[TicketLock]:
+    async def lock(self, conversation_id: Text, lock_lifetime: float = LOCK_SECONDS,
+                   wait_time_in_seconds: float = WAIT_SECONDS) -> AsyncIterator[TicketLock]:
         store = self._store()
         try:
             ticket = store.issue_ticket(conversation_id, lock_lifetime)
@@ -134,8 +143,8 @@ class AftercareLockStore(LockStore):
             ticket = store.issue_ticket(conversation_id, lock_lifetime)
         try:
             try:
-                acquired = await store._acquire_lock(conversation_id, ticket,
-                                                     wait_time_in_seconds)
+                acquired, ticket = await _acquire(store, conversation_id, ticket,
+                                                  lock_lifetime, wait_time_in_seconds)
             except LockError:
                 raise
             except Exception as exc:   # Redis went away while we waited our turn
@@ -144,8 +153,8 @@ class AftercareLockStore(LockStore):
                 self._lost(exc)
                 store = self._memory
                 ticket = store.issue_ticket(conversation_id, lock_lifetime)
-                acquired = await store._acquire_lock(conversation_id, ticket,
-                                                     wait_time_in_seconds)
+                acquired, ticket = await _acquire(store, conversation_id, ticket,
+                                                  lock_lifetime, wait_time_in_seconds)
             yield acquired
         finally:
             try:
@@ -154,3 +163,22 @@ class AftercareLockStore(LockStore):
                 if store is self._memory:
                     raise
                 self._lost(exc)
+
+
+async def _acquire(store: LockStore, conversation_id: Text, ticket: int, lifetime: float,
+                   wait: float) -> tuple[TicketLock, int]:
+    """Rasa's LockStore._acquire_lock, except that a ticket which expires while
+    it waits is replaced by a new one. Rasa's waits for ever then: once every
+    ticket has expired the lock serves ticket 0, and a waiter whose own
+    ticket expired a moment after the dead holder's never gets its turn."""
+    while True:
+        lock = store.get_lock(conversation_id)
+        if lock is None:
+            raise LockError(f"Could not acquire lock for conversation_id '{conversation_id}'.")
+        if lock._ticket_for_ticket_number(ticket) is None:
+            ticket = store.issue_ticket(conversation_id, lifetime)
+            continue
+        if not lock.is_locked(ticket):
+            return lock, ticket
+        await asyncio.sleep(wait)
+        store.update_lock(conversation_id)
