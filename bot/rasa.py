@@ -17,13 +17,22 @@ to the next server in their ranking; it is probed every few seconds and gets
 them back once it answers. While `spread` is False (no Redis for Rasa's lock
 store, or Redis unreachable) every conversation goes to the first server that
 is up, in the configured order: in-memory locks order a conversation only
-within one server. With AFTERCARE_RASA_TOKEN every request carries the token."""
+within one server. With AFTERCARE_RASA_TOKEN every request carries the token.
+
+A patient's message in flight to a server that dies (the connection breaks
+mid-request) is not answered with the degraded answer while another server is
+up: Rasa records a turn in the shared tracker store only once it has been
+handled in full, so the bot looks the message up there (each carries a key of
+its own in its metadata). Never recorded: the next server handles it.
+Recorded: the replies recorded after it are sent. A request that times out is
+not retried: the server may still be handling it."""
 from __future__ import annotations
 
 import asyncio
 import hashlib
 import logging
 import time
+import uuid
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence
@@ -37,6 +46,7 @@ logger = logging.getLogger(__name__)
 
 PROBE_SECONDS = 2.0     # how often a server that refused connections is tried again
 PROBE_TIMEOUT = 2.0
+MESSAGE_KEY = "aftercare_message_key"   # metadata that finds a message in its tracker
 
 
 class RasaUnavailable(RuntimeError):
@@ -163,7 +173,8 @@ class RasaClient:
         url = httpx.URL(f"{server.url}{path}")
         return url.copy_merge_params({"token": self._token}) if self._token else url
 
-    async def _post(self, path: str, payload: dict[str, Any], key: str) -> Any:
+    async def _post(self, path: str, payload: dict[str, Any], key: str,
+                    message_key: Optional[str] = None) -> Any:
         if not self.available:
             raise RasaUnavailable("the assistant is down or restarting")
         by_url = {s.url: s for s in self._servers}
@@ -183,8 +194,13 @@ class RasaClient:
                 continue
             except (httpx.RemoteProtocolError, httpx.ReadError) as exc:
                 self._failed(server, exc)   # it may have read the message: not sent twice
-                raise RasaUnavailable(f"{type(exc).__name__} from Rasa at "
-                                      f"{path.split('?')[0]}") from None
+                if message_key is None:
+                    raise RasaUnavailable(f"{type(exc).__name__} from Rasa at "
+                                          f"{path.split('?')[0]}") from None
+                recorded = await self._recorded(key, message_key, server.url)
+                if recorded is not None:
+                    return recorded
+                continue
             except (httpx.HTTPError, ValueError) as exc:
                 # No payload in the message: it holds the patient's words.
                 raise RasaUnavailable(f"{type(exc).__name__} from Rasa at "
@@ -192,10 +208,49 @@ class RasaClient:
         raise RasaUnavailable("no Rasa server is reachable" if tried else
                               "every Rasa server is down or restarting")
 
+    async def _recorded(self, sender_id: str, message_key: str,
+                        lost: str) -> Optional[list[dict[str, Any]]]:
+        """After `lost` broke off with a message in flight: the replies the
+        shared tracker recorded for it (as the REST channel gives them), or
+        None if it was never recorded. Asked of the next server up."""
+        url = self.server_for(sender_id)
+        if url is None:
+            raise RasaUnavailable("a Rasa server went away with a message in flight and "
+                                  "no other is up")
+        server = next(s for s in self._servers if s.url == url)
+        path = f"/conversations/{quote(sender_id, safe='')}/tracker?include_events=ALL"
+        try:
+            response = await self._client.get(self._url(server, path))
+            response.raise_for_status()
+            events = response.json().get("events") or []
+        except (httpx.HTTPError, ValueError, AttributeError) as exc:
+            # Unknown whether it was handled: never risk answering it twice.
+            raise RasaUnavailable(f"{type(exc).__name__} from Rasa looking up a message "
+                                  f"in flight") from None
+        for index in range(len(events) - 1, -1, -1):
+            event = events[index]
+            if (event.get("event") == "user"
+                    and (event.get("metadata") or {}).get(MESSAGE_KEY) == message_key):
+                replies = []
+                for later in events[index + 1:]:
+                    if later.get("event") == "user":
+                        break
+                    if later.get("event") == "bot":
+                        replies.append({"text": later.get("text"),
+                                        "buttons": (later.get("data") or {}).get("buttons")})
+                logger.warning("Rasa server %s went away after handling a message: its "
+                               "%d recorded replies are sent", lost, len(replies))
+                return replies
+        logger.warning("Rasa server %s went away before handling a message: %s takes it",
+                       lost, url)
+        return None
+
     async def send(self, sender_id: str, text: str,
                    metadata: Optional[dict[str, Any]] = None) -> list[Reply]:
-        body = {"sender": sender_id, "message": text, "metadata": metadata or {}}
-        messages = await self._post("/webhooks/rest/webhook", body, sender_id)
+        key = uuid.uuid4().hex
+        body = {"sender": sender_id, "message": text,
+                "metadata": {**(metadata or {}), MESSAGE_KEY: key}}
+        messages = await self._post("/webhooks/rest/webhook", body, sender_id, key)
         if not isinstance(messages, list):
             raise RasaUnavailable("unexpected answer from Rasa's REST channel")
         return _replies(messages)
