@@ -10,17 +10,12 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from aftercare.store.migrations.rebuild import recreate
+
 revision = "0002"
 down_revision = "0001"
 branch_labels = None
 depends_on = None
-
-
-def _rebuild() -> str:
-    """SQLite changes a table by rebuilding it (and keeps AUTOINCREMENT that
-    way); PostgreSQL alters it in place, as rebuilding a table that others
-    reference would mean dropping their foreign keys."""
-    return "always" if op.get_context().dialect.name == "sqlite" else "auto"
 
 
 def _patient_fk(table: str, nullable: bool = False) -> list:
@@ -41,7 +36,7 @@ def _treatment_fk(table: str, nullable: bool) -> list:
 
 def upgrade() -> None:
     # Rebuilt with AUTOINCREMENT so an erased patient's id is never reused.
-    with op.batch_alter_table("patients", recreate=_rebuild(),
+    with op.batch_alter_table("patients", recreate=recreate(),
                               table_kwargs={"sqlite_autoincrement": True}) as batch:
         batch.add_column(sa.Column("enrolled_at", sa.DateTime(), nullable=True))
         batch.add_column(sa.Column("checkins_paused_at", sa.DateTime(), nullable=True))

@@ -11,17 +11,13 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from aftercare.store.migrations.rebuild import recreate
+
 revision = "0004"
 down_revision = "0003"
 branch_labels = None
 depends_on = None
 
-
-def _rebuild() -> str:
-    """SQLite changes a table by rebuilding it (and keeps AUTOINCREMENT that
-    way); PostgreSQL alters it in place, as rebuilding a table that others
-    reference would mean dropping their foreign keys."""
-    return "always" if op.get_context().dialect.name == "sqlite" else "auto"
 
 OLD_DELIVERY = "status IN ('due', 'sending', 'sent', 'skipped', 'failed', 'uncertain')"
 NEW_DELIVERY = ("status IN ('due', 'claimed', 'sending', 'sent', 'skipped', 'failed', "
@@ -29,7 +25,7 @@ NEW_DELIVERY = ("status IN ('due', 'claimed', 'sending', 'sent', 'skipped', 'fai
 
 
 def _replace_check(table: str, name: str, sql: str) -> None:
-    with op.batch_alter_table(table, recreate=_rebuild()) as batch:
+    with op.batch_alter_table(table, recreate=recreate()) as batch:
         batch.drop_constraint(op.f(f"ck_{table}_{name}"), type_="check")
         batch.create_check_constraint(op.f(f"ck_{table}_{name}"), sql)
 

@@ -9,17 +9,12 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from aftercare.store.migrations.rebuild import recreate
+
 revision = "0006"
 down_revision = "0005"
 branch_labels = None
 depends_on = None
-
-
-def _rebuild() -> str:
-    """SQLite changes a table by rebuilding it (and keeps AUTOINCREMENT that
-    way); PostgreSQL alters it in place, as rebuilding a table that others
-    reference would mean dropping their foreign keys."""
-    return "always" if op.get_context().dialect.name == "sqlite" else "auto"
 
 
 def upgrade() -> None:
@@ -29,6 +24,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     # Dropping a column rebuilds the table on SQLite: keep AUTOINCREMENT (see 0002).
-    with op.batch_alter_table("patients", recreate=_rebuild(),
+    with op.batch_alter_table("patients", recreate=recreate(),
                               table_kwargs={"sqlite_autoincrement": True}) as batch:
         batch.drop_column("phone")

@@ -12,17 +12,13 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
+from aftercare.store.migrations.rebuild import recreate
+
 revision = "0008"
 down_revision = "0007"
 branch_labels = None
 depends_on = None
 
-
-def _rebuild() -> str:
-    """SQLite changes a table by rebuilding it (and keeps AUTOINCREMENT that
-    way); PostgreSQL alters it in place, as rebuilding a table that others
-    reference would mean dropping their foreign keys."""
-    return "always" if op.get_context().dialect.name == "sqlite" else "auto"
 
 ROLE_SETS = "roles IN ('author', 'author,nurse', 'nurse')"
 STATUSES = "status IN ('new', 'labelled', 'not_useful', 'exported')"
@@ -34,7 +30,7 @@ def upgrade() -> None:
     with op.batch_alter_table("patients") as batch:
         batch.add_column(sa.Column("improve_consent", sa.Boolean(), nullable=True))
 
-    with op.batch_alter_table("staff", recreate=_rebuild()) as batch:
+    with op.batch_alter_table("staff", recreate=recreate()) as batch:
         batch.add_column(sa.Column("roles", sa.String(32), nullable=False,
                                    server_default="nurse"))
         batch.create_check_constraint(op.f("ck_staff_roles"), ROLE_SETS)
@@ -100,10 +96,10 @@ def downgrade() -> None:
     for column in ("received_at", "sender_id", "patient_id"):
         op.drop_index(op.f(f"ix_inbox_items_{column}"), table_name="inbox_items")
     op.drop_table("inbox_items")
-    with op.batch_alter_table("staff", recreate=_rebuild()) as batch:
+    with op.batch_alter_table("staff", recreate=recreate()) as batch:
         batch.drop_constraint(op.f("ck_staff_roles"), type_="check")
         batch.drop_column("roles")
     # Dropping a column rebuilds the table on SQLite: keep AUTOINCREMENT (see 0002).
-    with op.batch_alter_table("patients", recreate=_rebuild(),
+    with op.batch_alter_table("patients", recreate=recreate(),
                               table_kwargs={"sqlite_autoincrement": True}) as batch:
         batch.drop_column("improve_consent")
