@@ -18,12 +18,12 @@ from sqlalchemy.orm import Session
 from aftercare.answer_words import DOMAIN_PATH
 from aftercare.store.models import INBOX_REASONS, InboxItem
 from review import auth
-from review.app import CLINIC_TZ, SETTINGS, error_page, in_db, now, render, signed_in
+from review.app import CLINIC_TZ, SETTINGS, error_page, in_db, now, render
 from review.authoring import (
     STATUS_CHOICES, InboxQuery, back_query, domain_intents, intent_meaning, load_inbox,
     load_item, load_quality, reason_words, source_words,
 )
-from review.views import CSRF_REFUSED, FormError, ID, _bad_form, read_form
+from review.views import ID, staff_form
 
 VIA = "review"
 LABEL_TEXT_FIELD_MAX = 2_000   # the inbox refuses more than 500; this only bounds the form
@@ -101,13 +101,10 @@ def _act(session: Session, action: str, item_id: int, staff_id: int, intent: str
 async def item_action(request: web.Request) -> web.StreamResponse:
     item_id = int(request.match_info["id"])
     action = request.match_info["action"]
-    try:
-        form = await read_form(request)
-    except FormError:
-        return _bad_form(request)
-    staff = signed_in(request)
-    if staff is None or not auth.same_token(form.get("csrf"), staff.csrf_token):
-        return error_page(request, 403, CSRF_REFUSED, title="Form refused")
+    checked = await staff_form(request)
+    if isinstance(checked, web.StreamResponse):
+        return checked
+    form, staff = checked
     back = _back(form.get("back"))
     intent = (form.get("intent") or "").strip()
     raw_text = (form.get("text") or "")[:LABEL_TEXT_FIELD_MAX * 2]
@@ -159,13 +156,10 @@ def _return_to(value: Optional[str]) -> str:
 
 
 async def misread(request: web.Request) -> web.StreamResponse:
-    try:
-        form = await read_form(request)
-    except FormError:
-        return _bad_form(request)
-    staff = signed_in(request)
-    if staff is None or not auth.same_token(form.get("csrf"), staff.csrf_token):
-        return error_page(request, 403, CSRF_REFUSED, title="Form refused")
+    checked = await staff_form(request)
+    if isinstance(checked, web.StreamResponse):
+        return checked
+    form, staff = checked
     back = _return_to(form.get("back"))
     source, number = form.get("source"), (form.get("id") or "").strip()
     if source not in ("log", "rasa") or not number.isascii() or not number.isdigit() \

@@ -8,7 +8,7 @@ browser is sent back to the page (303), so reloading never repeats it.
 from __future__ import annotations
 
 import re
-from typing import Dict, Optional
+from typing import Dict, Optional, Union
 from urllib.parse import parse_qsl
 
 from aiohttp import web
@@ -78,6 +78,20 @@ async def read_form(request: web.Request) -> Dict[str, str]:
             raise FormError("a field appears twice")
         fields[name] = value
     return fields
+
+
+async def staff_form(request: web.Request
+                     ) -> Union[tuple[Dict[str, str], auth.SignedIn], web.StreamResponse]:
+    """The form of a signed-in staff member's POST, its CSRF token checked; or
+    the page that refuses it (an unreadable form, a missing or wrong token)."""
+    try:
+        form = await read_form(request)
+    except FormError:
+        return _bad_form(request)
+    staff = signed_in(request)
+    if staff is None or not auth.same_token(form.get("csrf"), staff.csrf_token):
+        return error_page(request, 403, CSRF_REFUSED, title="Form refused")
+    return form, staff
 
 
 def _bad_form(request: web.Request) -> web.Response:
@@ -203,13 +217,10 @@ async def login_post(request: web.Request) -> web.StreamResponse:
 
 
 async def logout_post(request: web.Request) -> web.StreamResponse:
-    try:
-        form = await read_form(request)
-    except FormError:
-        return _bad_form(request)
-    staff = signed_in(request)
-    if staff is None or not auth.same_token(form.get("csrf"), staff.csrf_token):
-        return error_page(request, 403, CSRF_REFUSED, title="Form refused")
+    checked = await staff_form(request)
+    if isinstance(checked, web.StreamResponse):
+        return checked
+    form, staff = checked
     token = request.cookies.get(auth.SESSION_COOKIE, "")
     await in_db(request, auth.end_session, token)
     response = web.HTTPSeeOther("/login")
@@ -287,13 +298,10 @@ FORM_TEXT = {"note": ("note", "note", NOTE_MAX), "reply": ("text", "reply", REPL
 async def escalation_action(request: web.Request) -> web.StreamResponse:
     escalation_id = _id(request)
     action = request.match_info["action"]
-    try:
-        form = await read_form(request)
-    except FormError:
-        return _bad_form(request)
-    staff = signed_in(request)
-    if staff is None or not auth.same_token(form.get("csrf"), staff.csrf_token):
-        return error_page(request, 403, CSRF_REFUSED, title="Form refused")
+    checked = await staff_form(request)
+    if isinstance(checked, web.StreamResponse):
+        return checked
+    form, staff = checked
     text = None
     if action in FORM_TEXT:
         field, what, limit = FORM_TEXT[action]
