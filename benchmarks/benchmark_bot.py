@@ -671,6 +671,9 @@ def wave_rows(wave: Wave, n: int) -> list[tuple[str, str]]:
             (f"{head}: rate, first to last delivery (30/s and 1/s per chat enforced)",
              f"{wave.rate:.1f} msg/s over {wave.span_s:.0f} s ({verdict})"),
             (f"{head}: 429 answers from the fake server", f"{wave.rate_limit_hits}"),
+            (f"{head}: database / bot processes (the second sends only, both with Redis) / "
+             "most sendMessage requests in one second",
+             f"{ENGINE_NAMES[wave.engine]} / {wave.bots} / {wave.max_per_second}"),
             (f"{head}: bot peak RSS after scheduling", f"{wave.peak_rss_mb:.0f} MB"),
             (f"{head}: CPU time per check-in: bot / Rasa server / action server / this "
              "benchmark (fake Telegram)",
@@ -809,8 +812,8 @@ def engines_table(waves: list[Wave], n: int) -> str:
     head = ("| database | bot processes | delivered / duplicates / missing | rate, first to "
             "last delivery | start until all jobs scheduled | most sendMessage requests in "
             "one second (all processes) / 429s | CPU ms per check-in: bots / Rasa / action "
-            "server / PostgreSQL / Redis |")
-    lines = [head, "|---|---|---|---|---|---|---|"]
+            "server / PostgreSQL / Redis | other work on the machine meanwhile |")
+    lines = [head, "|---|---|---|---|---|---|---|---|"]
     for w in waves:
         bots = "one" if w.bots == 1 else f"two, with Redis ({w.leader} led)"
         cpu = " / ".join(f"{value:.1f}" for value in (
@@ -820,7 +823,7 @@ def engines_table(waves: list[Wave], n: int) -> str:
         lines.append(f"| {ENGINE_NAMES[w.engine]} | {bots} | {w.delivered:,} / {w.duplicates} / "
                      f"{w.missing} | {w.rate:.1f} msg/s over {w.span_s:.0f} s | "
                      f"{w.scheduled_s:.1f} s | {w.max_per_second} / {w.rate_limit_hits} | "
-                     f"{cpu} |")
+                     f"{cpu} | {w.other_cores:.2f} cores busy |")
     return "\n".join(lines)
 
 
@@ -917,6 +920,9 @@ def main() -> int:
                         help="a patient's pause between an answer and their next message")
     parser.add_argument("--startup-patients", type=int, default=14_300)
     parser.add_argument("--startup-runs", type=int, default=3)
+    parser.add_argument("--bots", type=int, default=1, choices=(1, 2),
+                        help="the checkins part with a second, send-only bot process "
+                             "(both with the shared budget in Redis)")
     parser.add_argument("--database", choices=("sqlite", "postgresql", "both"),
                         default="sqlite", help="the startup part's database (checkins "
                         "and restart: sqlite unless postgresql)")
@@ -954,7 +960,8 @@ def main() -> int:
         # checkins and restart: on SQLite, or on PostgreSQL with --database postgresql
         single = "postgresql" if args.database == "postgresql" else "sqlite"
         if args.part in ("checkins", "all"):
-            rows += wave_rows(run_wave(work, args, "checkins", engine=single), args.patients)
+            rows += wave_rows(run_wave(work, args, "checkins", engine=single, bots=args.bots),
+                              args.patients)
         if args.part == "stub" or (args.part in ("checkins", "all") and args.stub_wave):
             rows += wave_rows(run_wave(work, args, "stub checkins", stub=True), args.patients)
         if args.part in ("restart", "all"):
