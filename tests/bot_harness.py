@@ -78,6 +78,17 @@ async def running_bot(settings: Settings, telegram: FakeTelegramServer,
         yield application
 
 
+@asynccontextmanager
+async def two_bots(settings: Settings, telegram: FakeTelegramServer) -> AsyncIterator[list]:
+    """Two bot processes of one bot token, as two Applications: the first
+    takes updates, the second only sends."""
+    first = build_application(bot_settings(settings, telegram), clock=ManualClock())
+    second = build_application(bot_settings(settings, telegram, telegram_receive_updates=False),
+                               clock=ManualClock())
+    async with running(first, poll_timeout=1), running(second, poll_timeout=1):
+        yield [first, second]
+
+
 def checkins(application) -> CheckinService:
     return application.bot_data["checkins"]
 

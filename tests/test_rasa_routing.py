@@ -41,32 +41,11 @@ from bot.app import _pair_urls
 from bot.rasa import RasaClient, RasaUnavailable
 from bot.redis_link import RedisLink
 from bot.supervisor import ServiceNotices
-from support.processes import free_port
+from support.processes import consecutive_free_ports, free_port
 from support.redis import RedisServer
 
 TOKEN = "rasa-api-token-5d41402abc4b2a76b9719d91"
 SECRET_PASSWORD = "hunter2-not-in-messages"
-
-
-def _is_free(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def consecutive_free_ports(count: int, avoid: tuple[int, ...] = ()) -> int:
-    """The first of `count` free ports in a row (aftercare run's pairs count
-    up), none of them in `avoid` (ports picked for something else)."""
-    for _ in range(100):
-        first = free_port()
-        run = range(first, first + count)
-        if (first + count < 65536 and not set(run) & set(avoid)
-                and all(_is_free(port) for port in run[1:])):
-            return first
-    raise RuntimeError("no run of free ports")
 
 
 # --- settings --------------------------------------------------------------------

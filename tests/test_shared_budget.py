@@ -8,20 +8,18 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
-from typing import AsyncIterator
 
 import pytest
 
 from aftercare.settings import Settings, get_settings
 from aftercare.store import db
-from bot.app import build_application, running
 from bot.budget import TELEGRAM_PER_SECOND
 from support.fake_telegram import FakeTelegramServer
 from support.redis import RedisServer
-from tests.bot_harness import ManualClock, bot_settings
+from support.topology import most_in_one_second
+from tests.bot_harness import two_bots
 
 PER_BOT = 75
 FIRST_CHAT = 880_001
@@ -33,32 +31,9 @@ def _settings(database_url: str, tmp_path: Path, redis_url: str, **changes) -> S
                    log_dir=tmp_path / "log", redis_url=redis_url, **changes)
 
 
-@asynccontextmanager
-async def two_bots(settings: Settings, telegram: FakeTelegramServer) -> AsyncIterator[list]:
-    """Two bot processes of one bot token: one takes updates, the other only sends."""
-    applications = [
-        build_application(bot_settings(settings, telegram), clock=ManualClock()),
-        build_application(bot_settings(settings, telegram, telegram_receive_updates=False),
-                          clock=ManualClock())]
-    async with AsyncExitStack() as stack:
-        for application in applications:
-            await stack.enter_async_context(running(application, poll_timeout=1))
-        yield applications
-
-
 async def _send_many(application, first_chat: int, count: int) -> None:
     await asyncio.gather(*(application.bot.send_message(first_chat + n, f"message {n}")
                            for n in range(count)))
-
-
-def _most_in_one_second(times: list[float]) -> int:
-    """The most sends accepted within any one second (a sliding window)."""
-    times, most, start = sorted(times), 0, 0
-    for end, moment in enumerate(times):
-        while times[start] <= moment - 1.0:
-            start += 1
-        most = max(most, end - start + 1)
-    return most
 
 
 @pytest.mark.asyncio
@@ -77,7 +52,7 @@ async def test_two_bot_processes_together_stay_within_telegrams_limit(
         sent = telegram.sent_messages()
     assert len(sent) == 2 * PER_BOT and not telegram.duplicates()
     assert telegram.rate_limit_hits == 0
-    assert _most_in_one_second([m.time for m in sent]) <= TELEGRAM_PER_SECOND
+    assert most_in_one_second([m.time for m in sent]) <= TELEGRAM_PER_SECOND
     assert took >= (2 * PER_BOT - 1) / TELEGRAM_PER_SECOND - 0.1
     assert all(budget.shared_turns >= PER_BOT and budget.local_turns == 0 for budget in budgets)
     assert all(budget.processes_seen == 2 for budget in budgets)
@@ -107,9 +82,9 @@ async def test_with_redis_down_each_process_sends_its_share_and_nothing_is_lost(
         sent = telegram.sent_messages()
     assert len(sent) == 85 and not telegram.duplicates()
     assert telegram.rate_limit_hits == 0
-    assert _most_in_one_second([m.time for m in sent]) <= TELEGRAM_PER_SECOND
+    assert most_in_one_second([m.time for m in sent]) <= TELEGRAM_PER_SECOND
     firsts = [m.time for m in sent if FIRST_CHAT <= m.chat_id < FIRST_CHAT + 40]
-    assert _most_in_one_second(firsts) <= TELEGRAM_PER_SECOND / 2
+    assert most_in_one_second(firsts) <= TELEGRAM_PER_SECOND / 2
     log = caplog.text
     assert "Redis at 127.0.0.1" in log and "is unreachable" in log
     assert "sends at most 15.0 messages a second" in log

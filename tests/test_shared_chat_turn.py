@@ -5,17 +5,15 @@ reach the chat a second apart, not together (a 429 from Telegram)."""
 from __future__ import annotations
 
 import asyncio
-from contextlib import AsyncExitStack
 from dataclasses import replace
 
 import pytest
 
 from aftercare.settings import get_settings
 from aftercare.store import db
-from bot.app import build_application, running
 from bot.sending import send
 from support.fake_telegram import FakeTelegramServer
-from tests.bot_harness import ManualClock, bot_settings
+from tests.bot_harness import two_bots
 
 CHAT = 881_001
 EACH = 3
@@ -29,13 +27,7 @@ async def test_two_bot_processes_sending_to_one_chat_take_turns_a_second_apart(
                        rasa_url="http://127.0.0.1:9", log_dir=tmp_path / "log",
                        redis_url=redis_url)
     with FakeTelegramServer() as telegram:
-        applications = [
-            build_application(bot_settings(settings, telegram), clock=ManualClock()),
-            build_application(bot_settings(settings, telegram, telegram_receive_updates=False),
-                              clock=ManualClock())]
-        async with AsyncExitStack() as stack:
-            for application in applications:
-                await stack.enter_async_context(running(application, poll_timeout=1))
+        async with two_bots(settings, telegram) as applications:
             telegram.enforce_rate_limits(global_per_second=30, per_chat_per_second=1)
 
             async def talk(application, name: str) -> None:

@@ -20,7 +20,6 @@ import asyncio
 import os
 import random
 import signal
-import socket
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
@@ -42,7 +41,7 @@ from bot.checkin_service import job_id
 from bot.rasa import RasaClient
 from support.bot_process import BotProcess, TOKEN, enrol_patients, write_protocol
 from support.fake_telegram import FakeTelegramServer
-from support.processes import log_tail
+from support.processes import consecutive_free_ports, log_tail
 from support.topology import Waves, most_in_one_second, plan_waves, tracker_turns
 
 pytestmark = pytest.mark.skipif(not (MODEL_DIR / "aftercare.tar.gz").exists(),
@@ -75,29 +74,6 @@ REPLY_TIMEOUT = 90.0
 STEP_TIMEOUT = 300.0
 LOCK_PREFIX = "aftercare:lock:"    # Rasa's conversation locks (aftercare/rasa_locks.py)
 TAKEOVER = "the bot process that sent check-ins stopped: this one takes over"
-
-
-def _consecutive_free_ports(count: int, avoid: tuple[int, ...] = ()) -> int:
-    """The first of `count` consecutive free loopback ports (running_services
-    puts the second Rasa server on the port after the first)."""
-    for _ in range(200):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            first = probe.getsockname()[1]
-        ports = range(first, first + count)
-        if first + count < 65000 and not set(ports) & set(avoid) and all(
-                _is_free(p) for p in ports):
-            return first
-    raise RuntimeError("no consecutive free ports")
-
-
-def _is_free(port: int) -> bool:
-    with socket.socket() as probe:
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def _script(index: int) -> list[str]:
@@ -134,8 +110,8 @@ class Topology:
         client = redis.Redis.from_url(redis_server.url)
         client.flushall()
         client.close()
-        rasa_port = _consecutive_free_ports(2)
-        action_port = _consecutive_free_ports(2, avoid=(rasa_port, rasa_port + 1))
+        rasa_port = consecutive_free_ports(2)
+        action_port = consecutive_free_ports(2, avoid=(rasa_port, rasa_port + 1))
         self.settings = replace(get_settings(), database_url=self.url,
                                 rasa_url=f"http://127.0.0.1:{rasa_port}",
                                 action_server_url=f"http://127.0.0.1:{action_port}/webhook",

@@ -17,13 +17,30 @@ def free_port() -> int:
     """A loopback port nobody listens on now (so parallel runs do not collide)."""
     for _ in range(200):
         port = _random.randint(*PORT_RANGE)
-        with socket.socket() as probe:
-            try:
-                probe.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-        return port
+        if port_is_free(port):
+            return port
     raise RuntimeError(f"no free port between {PORT_RANGE[0]} and {PORT_RANGE[1]}")
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def consecutive_free_ports(count: int, avoid: tuple[int, ...] = ()) -> int:
+    """The first of `count` free ports in a row (running_services puts the
+    second Rasa server on the port after the first), none of them in `avoid`
+    (ports picked for something else)."""
+    for _ in range(200):
+        first = free_port()
+        run = range(first, first + count)
+        if not set(run) & set(avoid) and all(port_is_free(port) for port in run[1:]):
+            return first
+    raise RuntimeError("no run of free ports")
 
 
 def log_tail(path: Path, lines: int = 20) -> str:
