@@ -81,6 +81,7 @@ from tests.support.bot_process import enrol_patients as support_enrol  # noqa: E
 from tests.support.fake_telegram import FakeTelegramServer  # noqa: E402
 from tests.support.postgres import PostgresServer  # noqa: E402
 from tests.support.redis import RedisServer  # noqa: E402
+from tests.support.topology import most_in_one_second  # noqa: E402
 from benchmark_scale import group_cpu  # noqa: E402  (this folder, next to this script)
 
 RASA_PORT = int(os.environ.get("BENCH_RASA_PORT", "5605"))
@@ -460,16 +461,6 @@ def cpu_of(name: str, pid: int) -> float:
     return group_cpu([pid]) if name == "postgresql" else cpu_seconds(pid)
 
 
-def max_per_second(times: list[float]) -> int:
-    """The most of these moments in any one second (a sliding window)."""
-    ordered, most, first = sorted(times), 0, 0
-    for last, moment in enumerate(ordered):
-        while moment - ordered[first] >= 1.0:
-            first += 1
-        most = max(most, last - first + 1)
-    return most
-
-
 def _leader(bots: list[BotProcess], timeout: float = 60) -> BotProcess:
     """The bot process that says in its log that it schedules and sends."""
     deadline = time.monotonic() + timeout
@@ -611,7 +602,7 @@ def run_wave(work: Path, args, label: str, kill: Optional[int] = None,
         attempts = telegram.calls_to("sendMessage")
         per_chat = telegram.delivered_per_chat()
         wave.rate_limit_hits = telegram.rate_limit_hits
-        wave.max_per_second = max_per_second([c.time for c in attempts])
+        wave.max_per_second = most_in_one_second([c.time for c in attempts])
     times = sorted(m.time for m in sent)
     if wave.rate_limit_hits and times:
         # A refused send is retried: the first attempts of chats tried more than once.
