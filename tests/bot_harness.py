@@ -18,7 +18,7 @@ from aftercare import enrolment
 from aftercare.protocol import load_protocol
 from aftercare.services import running_services
 from aftercare.settings import Settings, get_settings
-from aftercare.store import db, repository
+from aftercare.store import db, deliveries, repository
 from bot.app import build_application, running
 from bot.checkin_service import JOB_TABLE, CheckinService
 from support.fake_telegram import FakeTelegramServer
@@ -87,6 +87,18 @@ async def two_bots(settings: Settings, telegram: FakeTelegramServer) -> AsyncIte
                                clock=ManualClock())
     async with running(first, poll_timeout=1), running(second, poll_timeout=1):
         yield [first, second]
+
+
+def find_delivery(settings: Settings, patient_id: int, checkin_id: str):
+    """The delivery row of one patient's check-in, or None."""
+    with db.session_scope(settings.database_url) as session:
+        return next((d for d in deliveries.for_patient(session, patient_id)
+                     if d.checkin_id == checkin_id), None)
+
+
+def delivery_status(settings: Settings, patient_id: int, checkin_id: str) -> Optional[str]:
+    found = find_delivery(settings, patient_id, checkin_id)
+    return found.status if found else None
 
 
 def checkins(application) -> CheckinService:

@@ -20,8 +20,11 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 from aftercare.protocol import load_protocol  # noqa: E402
 from aftercare.settings import PROJECT_ROOT  # noqa: E402
+from support.fake_telegram import FakeTelegramServer  # noqa: E402
 from support.postgres import PostgresServer, PostgresUnavailable  # noqa: E402
 from support.redis import RedisServer, RedisUnavailable  # noqa: E402
+
+BOT_TOKEN = "123456:TEST-token"   # tests/bot_harness.py TOKEN
 
 LONDON = ZoneInfo("Europe/London")
 PROTOCOL_PATH = PROJECT_ROOT / "clinic" / "protocol.yml"
@@ -92,6 +95,21 @@ def module_database_url(request: pytest.FixtureRequest,
         server.drop_database(url)
     else:
         yield f"sqlite:///{tmp_path_factory.mktemp('database') / 'aftercare.db'}"
+
+
+@pytest.fixture
+def telegram() -> Iterator[FakeTelegramServer]:
+    """The fake Telegram Bot API server on loopback, for one test."""
+    with FakeTelegramServer(token=BOT_TOKEN) as server:
+        yield server
+
+
+@pytest.fixture
+def clock():
+    """A clock the test moves by hand (tests/bot_harness.py)."""
+    from tests.bot_harness import ManualClock
+
+    return ManualClock()
 
 
 @pytest.fixture(scope="session")

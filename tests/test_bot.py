@@ -11,16 +11,15 @@ import pytest_asyncio
 from sqlalchemy import func, select, text
 
 from aftercare.services import MODEL_DIR
-from aftercare.store import db, deliveries, repository
+from aftercare.store import db, repository
 from aftercare.store.models import (
     CheckinDelivery, Erasure, Escalation, Message, Patient, Photo, SymptomReport,
 )
 from bot.checkin_service import job_id
 from bot.context import sender_for_chat
-from support.fake_telegram import FakeTelegramServer
 from tests.bot_harness import (
-    ManualClock, add_patient, checkins, enrol, fire_now, free_port, job_ids, new_chat_id,
-    planned_checkin, running_assistant, running_bot, treated_hours_ago, wait_until,
+    add_patient, checkins, delivery_status, enrol, find_delivery, fire_now, free_port, job_ids,
+    new_chat_id, planned_checkin, running_assistant, running_bot, treated_hours_ago, wait_until,
 )
 from tests.conftest import LONDON
 
@@ -35,17 +34,6 @@ def assistant(tmp_path_factory):
     work = tmp_path_factory.mktemp("bot")
     with running_assistant(work) as settings:
         yield settings
-
-
-@pytest.fixture
-def telegram():
-    with FakeTelegramServer(token="123456:TEST-token") as server:
-        yield server
-
-
-@pytest.fixture
-def clock():
-    return ManualClock()
 
 
 @pytest_asyncio.fixture
@@ -63,18 +51,6 @@ def _count(settings, model, *conditions) -> int:
 def _patient(settings, patient_id: int) -> Patient:
     with db.session_scope(settings.database_url) as session:
         return repository.get_patient(session, patient_id)
-
-
-def _delivery(settings, patient_id: int, checkin_id: str):
-    with db.session_scope(settings.database_url) as session:
-        return next((d for d in deliveries.for_patient(session, patient_id)
-                     if d.checkin_id == checkin_id), None)
-
-
-def _status(settings, patient_id: int, checkin_id: str):
-    delivery = _delivery(settings, patient_id, checkin_id)
-    return delivery.status if delivery else None
-
 
 
 # --- enrolment ---------------------------------------------------------------
@@ -223,7 +199,7 @@ async def test_stop_pauses_checkins_and_resume_restarts_them(assistant, telegram
     due = planned_checkin(assistant, patient_id, "day1_morning")
     clock.set(due.due_at)
     fire_now(bot, job_id(treatment, "day1_morning"))
-    await wait_until(lambda: _status(assistant, patient_id, "day1_morning") == "skipped")
+    await wait_until(lambda: delivery_status(assistant, patient_id, "day1_morning") == "skipped")
     assert len(telegram.sent_messages(chat_id)) == 3
     telegram.push_command(chat_id, "/resume")
     await telegram.await_messages(chat_id, 4)
@@ -272,7 +248,7 @@ async def test_checkin_fires_and_the_answer_is_understood_in_context(assistant, 
     fire_now(bot, job_id(treatment, "day2_morning"))
     checkin = (await telegram.await_messages(chat_id, 3, timeout=20))[2]
     assert checkin.reply_markup and checkin.reply_markup["inline_keyboard"]
-    await wait_until(lambda: _status(assistant, patient_id, "day2_morning") == "sent")
+    await wait_until(lambda: delivery_status(assistant, patient_id, "day2_morning") == "sent")
     telegram.push_message(chat_id, "still a bit red but fine")
     await telegram.await_messages(chat_id, 4)
     await wait_until(lambda: _count(assistant, SymptomReport,
@@ -289,7 +265,7 @@ async def test_a_job_that_runs_twice_sends_once(assistant, telegram, bot, clock)
     await service.on_due(treatment, "day2_morning")
     await service.on_due(treatment, "day2_morning")
     await telegram.await_messages(chat_id, 3, timeout=20)
-    await wait_until(lambda: _status(assistant, patient_id, "day2_morning") == "sent")
+    await wait_until(lambda: delivery_status(assistant, patient_id, "day2_morning") == "sent")
     await service.on_due(treatment, "day2_morning")
     await service.reconcile()
     assert len(telegram.sent_messages(chat_id)) == 3
@@ -309,7 +285,7 @@ async def test_restart_between_scheduling_and_firing_keeps_the_checkin(assistant
         clock.set(planned_checkin(assistant, patient_id, "day2_morning").due_at)
         fire_now(again, job_id(treatment, "day2_morning"))
         await telegram.await_messages(chat_id, 3, timeout=20)
-        await wait_until(lambda: _status(assistant, patient_id, "day2_morning")
+        await wait_until(lambda: delivery_status(assistant, patient_id, "day2_morning")
                          == "sent")
     assert len(telegram.sent_messages(chat_id)) == 3
 
@@ -326,10 +302,10 @@ async def test_missed_while_down_is_sent_once_within_grace_never_piled_up(assist
     async with running_bot(assistant, telegram, clock):
         await telegram.await_messages(fresh_chat, 3, timeout=20)
         await telegram.await_messages(late_chat, 3, timeout=20)
-        await wait_until(lambda: _status(assistant, fresh_id, "day2_morning") == "sent")
-        await wait_until(lambda: _status(assistant, late_id, "day3_morning") == "sent")
+        await wait_until(lambda: delivery_status(assistant, fresh_id, "day2_morning") == "sent")
+        await wait_until(lambda: delivery_status(assistant, late_id, "day3_morning") == "sent")
     # The patient a day further on gets the one check-in still relevant, not a pile.
-    assert _status(assistant, late_id, "day2_morning") == "skipped"
+    assert delivery_status(assistant, late_id, "day2_morning") == "skipped"
     assert len(telegram.sent_messages(late_chat)) == 3
     assert len(telegram.sent_messages(fresh_chat)) == 3
 
@@ -348,7 +324,7 @@ async def test_checkin_in_quiet_hours_waits_for_their_end(assistant, telegram, c
     local = due.due_at.astimezone(LONDON)
     clock.set(local.replace(hour=22, minute=0))         # back up at 22:00: quiet
     async with running_bot(assistant, telegram, clock) as application:
-        await wait_until(lambda: _delivery(assistant, patient_id, "day7"))
+        await wait_until(lambda: find_delivery(assistant, patient_id, "day7"))
         await checkins(application).reconcile()
         assert len(telegram.sent_messages(chat_id)) == 2
         clock.set((local + timedelta(days=1)).replace(hour=8, minute=1))
@@ -386,7 +362,7 @@ async def test_blocked_bot_marks_the_patient_unreachable_and_stops_checkins(assi
     telegram.block_chat(chat_id)
     clock.set(planned_checkin(assistant, patient_id, "day2_morning").due_at)
     fire_now(bot, job_id(treatment, "day2_morning"))
-    await wait_until(lambda: _status(assistant, patient_id, "day2_morning") == "failed")
+    await wait_until(lambda: delivery_status(assistant, patient_id, "day2_morning") == "failed")
     await wait_until(lambda: job_ids(assistant, patient_id) == set())
     assert _patient(assistant, patient_id).unreachable_at is not None
 

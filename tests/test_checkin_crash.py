@@ -14,10 +14,9 @@ import pytest
 
 from aftercare.services import MODEL_DIR
 from aftercare.store import db, deliveries, repository
-from support.fake_telegram import FakeTelegramServer
 from tests.bot_harness import (
-    ManualClock, checkins, enrol, planned_checkin, running_assistant, running_bot,
-    treated_hours_ago, wait_until,
+    checkins, delivery_status, enrol, find_delivery, planned_checkin, running_assistant,
+    running_bot, treated_hours_ago, wait_until,
 )
 
 pytestmark = [pytest.mark.e2e, pytest.mark.all_databases,
@@ -36,32 +35,12 @@ def assistant(tmp_path_factory, module_database_url):
         yield settings
 
 
-@pytest.fixture
-def telegram():
-    with FakeTelegramServer(token="123456:TEST-token") as server:
-        yield server
-
-
-@pytest.fixture
-def clock():
-    return ManualClock()
-
-
-
-
-def _delivery(settings, patient_id: int, checkin_id: str):
-    with db.session_scope(settings.database_url) as session:
-        return next((d for d in deliveries.for_patient(session, patient_id)
-                     if d.checkin_id == checkin_id), None)
-
-
 def _status(settings, patient_id: int, checkin_id: str = CHECKIN):
-    delivery = _delivery(settings, patient_id, checkin_id)
-    return delivery.status if delivery else None
+    return delivery_status(settings, patient_id, checkin_id)
 
 
 def _detail(settings, patient_id: int, checkin_id: str = CHECKIN):
-    delivery = _delivery(settings, patient_id, checkin_id)
+    delivery = find_delivery(settings, patient_id, checkin_id)
     return delivery.detail if delivery else None
 
 
@@ -117,8 +96,8 @@ async def test_crash_between_claim_and_send_delivers_once_sending_is_not_resent(
         await _nothing_more(application, telegram,
                             {claimed_chat: 3, sending_chat: 2, stale_chat: 3})
 
-    assert _delivery(assistant, stale_id, CHECKIN).detail == "stale: past its grace window"
-    assert _delivery(assistant, sending_id, CHECKIN).detail == "interrupted while sending"
+    assert find_delivery(assistant, stale_id, CHECKIN).detail == "stale: past its grace window"
+    assert find_delivery(assistant, sending_id, CHECKIN).detail == "interrupted while sending"
     # A restart after that sends nothing again.
     async with running_bot(assistant, telegram, clock) as application:
         await _nothing_more(application, telegram,

@@ -17,14 +17,13 @@ import yaml
 from aiohttp import web
 
 from aftercare.services import MODEL_DIR
-from aftercare.store import db, deliveries, repository
+from aftercare.store import db, repository
 from bot.checkin_service import job_id
 from bot.responses import render
 from bot.sending import NETWORK_ATTEMPTS
-from support.fake_telegram import FakeTelegramServer
 from tests.bot_harness import (
-    ManualClock, checkins, enrol, fire_now, free_port, job_ids, planned_checkin,
-    running_assistant, running_bot, treated_hours_ago, wait_until,
+    checkins, delivery_status, enrol, find_delivery, fire_now, free_port, job_ids,
+    planned_checkin, running_assistant, running_bot, treated_hours_ago, wait_until,
 )
 from tests.conftest import PROTOCOL_PATH
 
@@ -52,28 +51,6 @@ def assistant(tmp_path_factory, module_database_url):
             yield settings
 
 
-@pytest.fixture
-def telegram():
-    with FakeTelegramServer(token="123456:TEST-token") as server:
-        yield server
-
-
-@pytest.fixture
-def clock():
-    return ManualClock()
-
-
-def _delivery(settings, patient_id: int, checkin_id: str):
-    with db.session_scope(settings.database_url) as session:
-        return next((d for d in deliveries.for_patient(session, patient_id)
-                     if d.checkin_id == checkin_id), None)
-
-
-def _status(settings, patient_id: int, checkin_id: str):
-    delivery = _delivery(settings, patient_id, checkin_id)
-    return delivery.status if delivery else None
-
-
 def _treatment_id(settings, patient_id: int) -> int:
     with db.session_scope(settings.database_url) as session:
         return repository.current_treatment(repository.get_patient(session, patient_id)).id
@@ -99,7 +76,7 @@ async def _block(application, settings, telegram, clock, patient_id: int, chat_i
     """The patient blocks the bot; the day-2 check-in finds out."""
     telegram.block_chat(chat_id)
     await _fire(application, settings, clock, patient_id, "day2_morning")
-    await wait_until(lambda: _status(settings, patient_id, "day2_morning") == "failed")
+    await wait_until(lambda: delivery_status(settings, patient_id, "day2_morning") == "failed")
     await wait_until(lambda: job_ids(settings, patient_id) == set())
     assert _unreachable(settings, patient_id)
     telegram.unblock_chat(chat_id)
@@ -113,9 +90,9 @@ async def test_a_checkin_without_its_own_text_reaches_the_patient_as_the_generic
     async with running_bot(assistant, telegram, clock) as application:
         patient_id, chat_id = await enrol(telegram, assistant, treated_hours_ago(20))
         await _fire(application, assistant, clock, patient_id, EXTRA)
-        await wait_until(lambda: _status(assistant, patient_id, EXTRA) in ("sent", "failed"))
+        await wait_until(lambda: delivery_status(assistant, patient_id, EXTRA) in ("sent", "failed"))
         # By the time the row reads `sent`, the fake Telegram server has the message.
-        assert _status(assistant, patient_id, EXTRA) == "sent"
+        assert delivery_status(assistant, patient_id, EXTRA) == "sent"
         checkin = telegram.sent_messages(chat_id)[2]
     assert checkin.text == _generic_checkin()
     assert CLINIC_PHONE in checkin.text and "skin" in checkin.text
@@ -130,11 +107,11 @@ async def test_a_checkin_telegram_refuses_is_failed_not_sent(assistant, telegram
         telegram.fail_next("sendMessage", "server_error", times=NETWORK_ATTEMPTS,
                            chat_id=chat_id)
         await _fire(application, assistant, clock, patient_id, EXTRA)
-        await wait_until(lambda: _status(assistant, patient_id, EXTRA) == "failed", timeout=30)
+        await wait_until(lambda: delivery_status(assistant, patient_id, EXTRA) == "failed", timeout=30)
     assert len(telegram.sent_messages(chat_id)) == 2       # the consent note and the welcome
     refused = [c for c in telegram.calls_to("sendMessage") if c.params.get("chat_id") == chat_id]
     assert len(refused) == 2 + NETWORK_ATTEMPTS
-    assert _delivery(assistant, patient_id, EXTRA).detail == "Telegram: NetworkError"
+    assert find_delivery(assistant, patient_id, EXTRA).detail == "Telegram: NetworkError"
 
 
 @asynccontextmanager
@@ -163,9 +140,9 @@ async def test_a_checkin_the_assistant_gives_no_text_for_is_failed_not_sent(
     async with _silent_rasa() as rasa_url:
         async with running_bot(assistant, telegram, clock, rasa_url=rasa_url) as application:
             await _fire(application, assistant, clock, patient_id, EXTRA)
-            await wait_until(lambda: _status(assistant, patient_id, EXTRA) == "failed")
+            await wait_until(lambda: delivery_status(assistant, patient_id, EXTRA) == "failed")
     assert len(telegram.sent_messages(chat_id)) == 2
-    assert _delivery(assistant, patient_id, EXTRA).detail == \
+    assert find_delivery(assistant, patient_id, EXTRA).detail == \
         f"the assistant gave no text for check-in {EXTRA}"
 
 
@@ -187,14 +164,14 @@ async def test_a_patient_who_unblocks_and_writes_is_reachable_and_gets_future_ch
         jobs = job_ids(assistant, patient_id)
         assert {job_id(treatment, EXTRA), job_id(treatment, "day7")} <= jobs
         # The check-in missed while they had blocked the bot is not sent late.
-        assert _status(assistant, patient_id, "day3_morning") == "skipped"
+        assert delivery_status(assistant, patient_id, "day3_morning") == "skipped"
         assert job_id(treatment, "day3_morning") not in jobs
-        assert _delivery(assistant, patient_id, "day3_morning").detail == \
+        assert find_delivery(assistant, patient_id, "day3_morning").detail == \
             "missed while the patient had blocked the bot"
         # The next one reaches them.
         await _fire(application, assistant, clock, patient_id, EXTRA)
         checkin = (await telegram.await_messages(chat_id, 4, timeout=20))[3]
-        await wait_until(lambda: _status(assistant, patient_id, EXTRA) == "sent")
+        await wait_until(lambda: delivery_status(assistant, patient_id, EXTRA) == "sent")
         await asyncio.sleep(0.5)
         assert len(telegram.sent_messages(chat_id)) == 4
     assert checkin.text == _generic_checkin()

@@ -16,10 +16,8 @@ from aftercare.services import MODEL_DIR
 from aftercare.store import db, repository
 from aftercare.store.models import InboxItem, Patient
 from bot.context import sender_for_chat
-from support.fake_telegram import FakeTelegramServer
 from tests.bot_harness import (
     ManualClock, enrol, job_ids, new_chat_id, running_assistant, running_bot, treated_hours_ago,
-    wait_until,
 )
 
 pytestmark = [pytest.mark.e2e,
@@ -40,12 +38,6 @@ def work(tmp_path_factory):
 def assistant(work):
     with running_assistant(work) as settings:
         yield settings
-
-
-@pytest.fixture
-def telegram():
-    with FakeTelegramServer(token="123456:TEST-token") as server:
-        yield server
 
 
 @pytest_asyncio.fixture

@@ -15,13 +15,13 @@ from sqlalchemy import select
 
 from aftercare.services import MODEL_DIR
 from aftercare.staff import add_staff, disable_staff, link_telegram
-from aftercare.store import alerts, db, deliveries, escalations, repository
+from aftercare.store import alerts, db, escalations, repository
 from aftercare.store.models import Escalation, Message, Photo, StaffReply
 from bot.context import sender_for_chat
 from bot.outgoing import MAX_MESSAGE_CHARS
 from support.fake_telegram import FakeTelegramServer
 from tests.bot_harness import (
-    ManualClock, enrol, fire_now, free_port, job_ids, new_chat_id, running_assistant,
+    delivery_status, enrol, fire_now, free_port, job_ids, new_chat_id, running_assistant,
     running_bot, wait_until,
 )
 
@@ -51,11 +51,6 @@ def telegram():
     with FakeTelegramServer(token="123456:TEST-token") as server:
         server.add_member(STAFF_CHAT, NURSE)
         yield server
-
-
-@pytest.fixture
-def clock():
-    return ManualClock()
 
 
 @pytest_asyncio.fixture
@@ -557,17 +552,10 @@ async def test_no_checkins_while_a_person_handles_the_patient(assistant, telegra
     clock.set(datetime.combine(_london_today() + timedelta(days=1), time(9, 30), tzinfo=LONDON))
     await wait_until(lambda: job in job_ids(assistant, patient_id))
     fire_now(bot, job)
-    await wait_until(lambda: _delivery_status(assistant, patient_id, "day3_morning")
+    await wait_until(lambda: delivery_status(assistant, patient_id, "day3_morning")
                      not in (None, "due"), timeout=20)
-    assert _delivery_status(assistant, patient_id, "day3_morning") == "skipped"
+    assert delivery_status(assistant, patient_id, "day3_morning") == "skipped"
     assert len(telegram.sent_messages(chat_id)) == count
-
-
-def _delivery_status(settings, patient_id: int, checkin_id: str):
-    with db.session_scope(settings.database_url) as session:
-        found = [d for d in deliveries.for_patient(session, patient_id)
-                 if d.checkin_id == checkin_id]
-        return found[0].status if found else None
 
 
 # --- replies that cannot reach the patient (issue 10, item 13) -------------------
