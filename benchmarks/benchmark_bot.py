@@ -936,6 +936,9 @@ def main() -> int:
         BOT_DIR = args.bot_dir.resolve()
         log(f"running the bot package in {BOT_DIR / 'bot'}")
     if args.py_spy is not None:
+        if not (Path(sys.executable).parent / "py-spy").exists():
+            parser.error("--py-spy needs py-spy, which the project does not install (it is "
+                         "for profiling only): .venv/bin/pip install py-spy")
         PROFILE_DIR = args.py_spy.resolve()
         PROFILE_DIR.mkdir(parents=True, exist_ok=True)
 
