@@ -75,7 +75,8 @@ from aftercare.services import running_services  # noqa: E402
 from aftercare.settings import get_settings  # noqa: E402
 from aftercare.store import db  # noqa: E402
 from tests.support.bot_process import (  # noqa: E402
-    PATIENT_TZ, TOKEN, BotProcess, cpu_seconds, percentile, quiet_hours_away_from, write_protocol,
+    PATIENT_TZ, QUESTIONS, TOKEN, BotProcess, cpu_seconds, percentile, quiet_hours_away_from,
+    write_protocol,
 )
 from tests.support.bot_process import enrol_patients as support_enrol  # noqa: E402
 from tests.support.fake_telegram import FakeTelegramServer  # noqa: E402
@@ -100,21 +101,6 @@ LEADING = "this bot process schedules and sends the check-ins"   # bot/checkin_s
 _postgres: Optional[PostgresServer] = None   # started on first use, stopped at the end
 FIRST_CHAT = 910_000_001
 
-# Our own wording: what patients ask in the first days.
-QUESTIONS = [
-    "when can I put makeup on again?",
-    "is it ok to go to the gym today?",
-    "my face is still quite red, is that normal?",
-    "can I wash my face tonight?",
-    "when am I allowed to go swimming?",
-    "can I have a glass of wine this evening?",
-    "my skin feels really tight and dry",
-    "should I wear sunscreen tomorrow?",
-    "when can I start using my retinol again?",
-    "it's a bit itchy, what can I do?",
-    "can I use my vitamin c serum?",
-    "is it ok to go in the sauna this weekend?",
-]
 # The bot's flood guard answers at most 8 messages per chat in 20 s; the
 # benchmark's patients stay below it (their wait is not part of any latency).
 FLOOD_LIMIT, FLOOD_WINDOW = 7, 21.0

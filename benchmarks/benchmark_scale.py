@@ -42,22 +42,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from aftercare.services import running_services  # noqa: E402
 from aftercare.settings import get_settings, rasa_server_urls  # noqa: E402
 from bot.rasa import RasaClient, RasaUnavailable  # noqa: E402
-from support.bot_process import cpu_seconds, enrol_patients, percentile  # noqa: E402
+from support.bot_process import QUESTIONS, cpu_seconds, enrol_patients, percentile  # noqa: E402
 from support.postgres import PostgresServer  # noqa: E402
 from support.redis import RedisServer  # noqa: E402
 
-QUESTIONS = [   # our own wording, as in benchmark_bot.py
-    "when can I put makeup on again?",
-    "is it ok to go to the gym today?",
-    "my face is still quite red, is that normal?",
-    "can I wash my face tonight?",
-    "when am I allowed to go swimming?",
-    "can I have a glass of wine this evening?",
-    "my skin feels really tight and dry",
-    "should I wear sunscreen tomorrow?",
-    "when can I start using my retinol again?",
-    "it's a bit itchy, what can I do?",
-]
 FIRST_CHAT = 930_000_001
 FUTURE_CORES = (8, 16)
 

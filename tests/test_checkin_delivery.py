@@ -90,7 +90,8 @@ async def test_a_checkin_without_its_own_text_reaches_the_patient_as_the_generic
     async with running_bot(assistant, telegram, clock) as application:
         patient_id, chat_id = await enrol(telegram, assistant, treated_hours_ago(20))
         await _fire(application, assistant, clock, patient_id, EXTRA)
-        await wait_until(lambda: delivery_status(assistant, patient_id, EXTRA) in ("sent", "failed"))
+        await wait_until(
+            lambda: delivery_status(assistant, patient_id, EXTRA) in ("sent", "failed"))
         # By the time the row reads `sent`, the fake Telegram server has the message.
         assert delivery_status(assistant, patient_id, EXTRA) == "sent"
         checkin = telegram.sent_messages(chat_id)[2]
@@ -107,7 +108,8 @@ async def test_a_checkin_telegram_refuses_is_failed_not_sent(assistant, telegram
         telegram.fail_next("sendMessage", "server_error", times=NETWORK_ATTEMPTS,
                            chat_id=chat_id)
         await _fire(application, assistant, clock, patient_id, EXTRA)
-        await wait_until(lambda: delivery_status(assistant, patient_id, EXTRA) == "failed", timeout=30)
+        await wait_until(lambda: delivery_status(assistant, patient_id, EXTRA) == "failed",
+                         timeout=30)
     assert len(telegram.sent_messages(chat_id)) == 2       # the consent note and the welcome
     refused = [c for c in telegram.calls_to("sendMessage") if c.params.get("chat_id") == chat_id]
     assert len(refused) == 2 + NETWORK_ATTEMPTS

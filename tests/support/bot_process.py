@@ -26,6 +26,21 @@ from .fake_telegram import FakeTelegramServer
 
 TOKEN = "123456:BENCH-token"
 PATIENT_TZ = "Europe/London"
+# Our own wording: what patients ask in the first days (the benchmarks' patients).
+QUESTIONS = [
+    "when can I put makeup on again?",
+    "is it ok to go to the gym today?",
+    "my face is still quite red, is that normal?",
+    "can I wash my face tonight?",
+    "when am I allowed to go swimming?",
+    "can I have a glass of wine this evening?",
+    "my skin feels really tight and dry",
+    "should I wear sunscreen tomorrow?",
+    "when can I start using my retinol again?",
+    "it's a bit itchy, what can I do?",
+    "can I use my vitamin c serum?",
+    "is it ok to go in the sauna this weekend?",
+]
 
 
 def percentile(values: list[float], fraction: float) -> float:
