@@ -34,7 +34,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 from functools import partial
 from pathlib import Path
 from typing import Optional
@@ -42,7 +41,7 @@ from urllib.parse import quote
 
 from aftercare.services import die_with_parent
 
-from .processes import free_port, log_tail
+from .processes import free_port, log_tail, wait_ready
 
 SUPERUSER = "postgres"
 START_TIMEOUT = 60.0
@@ -183,17 +182,17 @@ class PostgresServer:
                                   f"its log ({self.log_path}) ends:\n{self.log_tail()}")
 
     def _wait_ready(self) -> bool:
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                return False
-            try:
-                self.connect().close()
-                return True
-            except Exception:   # psycopg2.OperationalError while it starts up
-                time.sleep(0.1)
+        if wait_ready(self.process, self._answers, START_TIMEOUT):
+            return True
         self._halt()
         return False
+
+    def _answers(self) -> bool:
+        try:
+            self.connect().close()
+            return True
+        except Exception:   # psycopg2.OperationalError while it starts up
+            return False
 
     def log_tail(self, lines: int = 20) -> str:
         return log_tail(self.log_path, lines)

@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import random
 import socket
+import subprocess
+import time
 from pathlib import Path
+from typing import Callable
 
 
 # Below Linux's ephemeral range (32768-60999), which the kernel also hands to
@@ -41,6 +44,20 @@ def consecutive_free_ports(count: int, avoid: tuple[int, ...] = ()) -> int:
         if not set(run) & set(avoid) and all(port_is_free(port) for port in run[1:]):
             return first
     raise RuntimeError("no run of free ports")
+
+
+def wait_ready(process: subprocess.Popen, answers: Callable[[], bool], timeout: float,
+               interval: float = 0.1) -> bool:
+    """True once `answers()` does; False if the process exits first or the
+    time runs out (the caller stops it then)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            return False
+        if answers():
+            return True
+        time.sleep(interval)
+    return False
 
 
 def log_tail(path: Path, lines: int = 20) -> str:

@@ -24,14 +24,13 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 from typing import Optional
 from urllib.parse import quote
 
 from aftercare.services import die_with_parent
 
-from .processes import free_port, log_tail
+from .processes import free_port, log_tail, wait_ready
 
 START_TIMEOUT = 20.0
 
@@ -130,13 +129,9 @@ class RedisServer:
                                f"its log ({self.log_path}) ends:\n{self.log_tail()}")
 
     def _wait_ready(self) -> bool:
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                return False
-            if _ping(self.port, self.password):
-                return True
-            time.sleep(0.05)
+        if wait_ready(self.process, lambda: _ping(self.port, self.password), START_TIMEOUT,
+                      interval=0.05):
+            return True
         self.kill()
         return False
 
