@@ -19,11 +19,12 @@ store, or Redis unreachable) every conversation goes to the first server that
 is up, in the configured order: in-memory locks order a conversation only
 within one server. With AFTERCARE_RASA_TOKEN every request carries the token.
 
-A patient's message in flight to a server that dies (the connection breaks
-mid-request) is not answered with the degraded answer while another server is
-up: Rasa records a turn in the shared tracker store only once it has been
-handled in full, so the bot looks the message up there (each carries a key of
-its own in its metadata). Never recorded: the next server handles it.
+A patient's message (or a triggered intent: a check-in) in flight to a server
+that dies (the connection breaks mid-request) is not answered with the
+degraded answer while another server is up: Rasa records a turn in the shared
+tracker store only once it has been handled in full, so the bot looks the
+message up there (each carries a key of its own, in its metadata or as an
+entity). Never recorded: the next server handles it.
 Recorded: the replies recorded after it are sent. A request that times out is
 not retried: the server may still be handling it."""
 from __future__ import annotations
@@ -68,6 +69,16 @@ def _replies(messages: list[dict[str, Any]]) -> list[Reply]:
         if text or buttons:
             replies.append(Reply(text=text, buttons=buttons))
     return replies
+
+
+def _carries(event: dict[str, Any], message_key: str) -> bool:
+    """Whether a tracker's user event is the message sent with this key: in
+    its metadata (a patient's message) or as an entity (a triggered intent)."""
+    if (event.get("metadata") or {}).get(MESSAGE_KEY) == message_key:
+        return True
+    entities = (event.get("parse_data") or {}).get("entities") or []
+    return any(isinstance(e, dict) and e.get("entity") == MESSAGE_KEY
+               and e.get("value") == message_key for e in entities)
 
 
 def _rank(key: str, url: str) -> int:
@@ -174,7 +185,9 @@ class RasaClient:
         return url.copy_merge_params({"token": self._token}) if self._token else url
 
     async def _post(self, path: str, payload: dict[str, Any], key: str,
-                    message_key: Optional[str] = None) -> Any:
+                    message_key: Optional[str] = None,
+                    as_answer: Callable[[list[dict[str, Any]]], Any] = lambda found: found
+                    ) -> Any:
         if not self.available:
             raise RasaUnavailable("the assistant is down or restarting")
         by_url = {s.url: s for s in self._servers}
@@ -199,7 +212,7 @@ class RasaClient:
                                           f"{path.split('?')[0]}") from None
                 recorded = await self._recorded(key, message_key, server.url)
                 if recorded is not None:
-                    return recorded
+                    return as_answer(recorded)
                 continue
             except (httpx.HTTPError, ValueError) as exc:
                 # No payload in the message: it holds the patient's words.
@@ -229,8 +242,7 @@ class RasaClient:
                                   f"in flight") from None
         for index in range(len(events) - 1, -1, -1):
             event = events[index]
-            if (event.get("event") == "user"
-                    and (event.get("metadata") or {}).get(MESSAGE_KEY) == message_key):
+            if event.get("event") == "user" and _carries(event, message_key):
                 replies = []
                 for later in events[index + 1:]:
                     if later.get("event") == "user":
@@ -266,9 +278,13 @@ class RasaClient:
 
     async def trigger(self, sender_id: str, intent: str,
                       entities: Optional[dict[str, Any]] = None) -> list[Reply]:
+        # trigger_intent takes no metadata: the key goes as an entity, which
+        # no slot reads.
+        key = uuid.uuid4().hex
         path = f"/conversations/{quote(sender_id, safe='')}/trigger_intent?include_events=NONE"
-        answer = await self._post(path, {"name": intent, "entities": entities or {}},
-                                  sender_id)
+        answer = await self._post(path, {"name": intent,
+                                         "entities": {**(entities or {}), MESSAGE_KEY: key}},
+                                  sender_id, key, lambda found: {"messages": found})
         if not isinstance(answer, dict):
             raise RasaUnavailable("unexpected answer from Rasa's trigger_intent")
         return _replies(answer.get("messages") or [])

@@ -488,8 +488,11 @@ async def test_a_killed_rasa_server_hands_its_conversations_over_and_gets_them_b
 
 class DroppingProxy:
     """In front of a real Rasa server: passes every request on, and for the
-    REST webhook (while `drop` is set) closes the connection once Rasa has
-    answered, without the answer: a server that dies just after recording a turn."""
+    REST webhook and trigger_intent (while `drop` is set) closes the connection
+    once Rasa has answered, without the answer: a server that dies just after
+    recording a turn."""
+
+    DROPPED = ("/webhooks/rest/webhook", "/trigger_intent")   # the ends of those paths
 
     def __init__(self, upstream: str) -> None:
         self.upstream, self.port, self.drop = upstream, free_port(), True
@@ -507,7 +510,7 @@ class DroppingProxy:
             answer = await client.request(request.method, f"{self.upstream}{request.path_qs}",
                                           content=await request.read(),
                                           headers={"Content-Type": "application/json"})
-        if self.drop and request.path == "/webhooks/rest/webhook":
+        if self.drop and request.path.endswith(self.DROPPED):
             self.dropped.append(answer.json())
             request.transport.close()
             raise ConnectionResetError("dropped on purpose")
@@ -551,6 +554,31 @@ async def test_a_message_whose_server_broke_off_after_handling_it_gets_the_recor
     assert [r.text for r in replies] == [m.get("text") or "" for m in proxy.dropped[0]]
     assert client.requests == {}          # no server answered it a second time
     assert _user_texts(settings.database_url, sender) == ["when can I wear makeup again?"]
+
+
+@pytest.mark.e2e
+@needs_model
+@pytest.mark.asyncio
+async def test_a_checkin_whose_server_broke_off_after_handling_it_is_not_triggered_twice(
+        scaled):
+    """The same for a triggered check-in: the replies recorded for it are
+    sent, and the tracker holds the check-in once."""
+    settings, urls = scaled["settings"], scaled["urls"]
+    async with DroppingProxy(urls[0]) as proxy:
+        client = RasaClient([proxy.url, urls[1]], token=TOKEN, probe_seconds=0.5)
+        sender = next(s for s in (f"tg-checkin-broke-off-{n}" for n in range(50))
+                      if client.server_for(s) == proxy.url)
+        try:
+            replies = await client.trigger(sender, "EXTERNAL_checkin",
+                                           {"checkin": "day2_morning", "day": 2})
+        finally:
+            await client.close()
+    assert len(proxy.dropped) == 1
+    recorded = proxy.dropped[0]["messages"]
+    assert recorded and [r.text for r in replies] == [m.get("text") or "" for m in recorded]
+    assert client.requests == {}
+    turns = _turns(settings.database_url, sender)
+    assert [what for kind, what in turns if kind == "user"] == ["EXTERNAL: EXTERNAL_checkin"]
 
 
 @pytest.mark.e2e
