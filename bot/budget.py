@@ -16,7 +16,11 @@ second. Both budgets here count that way, with the requests spaced evenly
   previous one went at least 1/30 s ago, and records it under way; when the
   request ends it is marked ended. One request per process asks at a time,
   the others queue behind it in the process. A request left under way by a
-  process that died counts for IN_FLIGHT_SECONDS at most.
+  process that died counts for IN_FLIGHT_SECONDS at most. Each ask, and each
+  Redis check (bot/redis_link.py), also marks the process as sending and
+  counts the processes heard from in the last MEMBER_SECONDS, on Redis'
+  clock, so every process knows how many share the token before Redis can
+  go away.
 
 Telegram also allows about one message a second in one chat. Each process
 spaces its own sends to a chat (bot/context.py ChatPace); with Redis, a send
@@ -29,10 +33,12 @@ its own sends to a chat.
 While Redis is unreachable a process falls back to a Pacer of its own share
 (30 divided by the bot processes: AFTERCARE_BOT_PROCESSES, or as many as
 were last seen in Redis, whichever is more), a second later, when what went
-through Redis has left the count; it says so in its log, and goes back to
-the shared count a second after Redis answers again. Around those moments
-two processes can briefly overlap; Telegram's RetryAfter answer is then
-honoured and the request sent again. Nothing waits on a dead Redis and no
+through Redis has left the count; it says so in its log. When Redis answers
+again it goes back to the shared count after one more check interval and a
+second, by when the other processes have found Redis back too and what they
+sent on their own shares has left the count. A process that loses Redis
+while the others keep it can briefly overlap with them; Telegram's
+RetryAfter answer is then honoured and the request sent again. Nothing waits on a dead Redis and no
 message is dropped. Without AFTERCARE_REDIS_URL the bot keeps python-
 telegram-bot's AIORateLimiter at 30 a second, as a single process needs.
 """
@@ -45,7 +51,6 @@ import logging
 import math
 import os
 import socket
-import time
 import uuid
 from collections import deque
 from contextlib import asynccontextmanager
@@ -69,26 +74,44 @@ CHAT_SECONDS = 1.0          # from the end of one send to a chat to the start of
 CHAT_IN_FLIGHT_SECONDS = 10.0   # a chat's turn left by a process that died lapses then
 CHAT_POLL_SECONDS = 0.02    # how often a chat whose turn is under way elsewhere is asked again
 
-# KEYS: SENDS_KEY, NEXT_KEY. ARGV: the limit, the spacing and the in-flight
-# time (microseconds), the request's id. Returns 0 if the request may go now
+# Both scripts below mark the process (ARGV[1]) as heard from now in
+# MEMBERS_KEY (KEYS[1]), on Redis' clock, drop those silent for ARGV[2]
+# microseconds, and count the rest.
+JOIN = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local window = tonumber(ARGV[2])
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+redis.call('PEXPIRE', KEYS[1], math.floor(window / 1000) * 6)
+return redis.call('ZCARD', KEYS[1])
+"""
+# KEYS: MEMBERS_KEY, SENDS_KEY, NEXT_KEY. ARGV: the process, the members'
+# window, the limit, the spacing and the in-flight time (microseconds), the
+# request's id. Returns {wait, processes}: wait is 0 if the request may go now
 # (recorded under way), else microseconds to wait before asking again.
 TAKE_TURN = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local limit, spacing, in_flight = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
-local next_start = tonumber(redis.call('GET', KEYS[2]) or '0')
+local window = tonumber(ARGV[2])
+redis.call('ZADD', KEYS[1], now, ARGV[1])
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
+redis.call('PEXPIRE', KEYS[1], math.floor(window / 1000) * 6)
+local processes = redis.call('ZCARD', KEYS[1])
+local limit, spacing, in_flight = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local next_start = tonumber(redis.call('GET', KEYS[3]) or '0')
 if next_start > now then
-  return next_start - now
+  return {next_start - now, processes}
 end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - 1000000)
-if redis.call('ZCARD', KEYS[1]) >= limit then
-  local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-  return math.max(1000, math.min(tonumber(oldest[2]) + 1000000 - now, spacing))
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - 1000000)
+if redis.call('ZCARD', KEYS[2]) >= limit then
+  local oldest = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+  return {math.max(1000, math.min(tonumber(oldest[2]) + 1000000 - now, spacing)), processes}
 end
-redis.call('ZADD', KEYS[1], now + in_flight, ARGV[4])
-redis.call('PEXPIRE', KEYS[1], math.floor(in_flight / 1000) + 2000)
-redis.call('SET', KEYS[2], string.format('%d', now + spacing), 'PX', 2000)
-return 0
+redis.call('ZADD', KEYS[2], now + in_flight, ARGV[6])
+redis.call('PEXPIRE', KEYS[2], math.floor(in_flight / 1000) + 2000)
+redis.call('SET', KEYS[3], string.format('%d', now + spacing), 'PX', 2000)
+return {0, processes}
 """
 # KEYS: SENDS_KEY. ARGV: the request's id. The request ended now.
 END_TURN = """
@@ -200,6 +223,7 @@ class SendBudget:
         self.processes_seen = 1
         self._me = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._ids = itertools.count(1)
+        self._join = link.client.register_script(JOIN)
         self._take = link.client.register_script(TAKE_TURN)
         self._end = link.client.register_script(END_TURN)
         self._take_chat = link.client.register_script(TAKE_CHAT_TURN)
@@ -219,21 +243,21 @@ class SendBudget:
         share = self.local_share()
         return Pacer(share, burst=max(1, math.floor(share)), not_before=not_before)
 
+    @property
+    def sharing(self) -> bool:
+        """Whether the next request asks Redis for its turn."""
+        return self._link.up and asyncio.get_running_loop().time() >= self._shared_from
+
     async def _heartbeat(self) -> None:
         """Count the bot processes sending with this token (for the share)."""
-        now = time.time()
-        async with self._link.client.pipeline(transaction=True) as pipe:
-            pipe.zadd(MEMBERS_KEY, {self._me: now})
-            pipe.zremrangebyscore(MEMBERS_KEY, "-inf", now - MEMBER_SECONDS)
-            pipe.zcard(MEMBERS_KEY)
-            pipe.expire(MEMBERS_KEY, int(MEMBER_SECONDS * 6))
-            results = await pipe.execute()
-        self.processes_seen = max(1, int(results[2]))
+        processes = await self._join(keys=[MEMBERS_KEY],
+                                     args=[self._me, int(MEMBER_SECONDS * 1_000_000)])
+        self.processes_seen = max(1, int(processes))
 
     def _on_change(self, up: bool) -> None:
         loop_now = asyncio.get_running_loop().time()
         if up:
-            self._shared_from = loop_now + SWITCH_SECONDS
+            self._shared_from = loop_now + self._link.check_seconds + SWITCH_SECONDS
             logger.warning("Telegram budget: shared again through Redis (%d messages a second "
                            "for all bot processes together)", self.per_second)
             return
@@ -249,13 +273,14 @@ class SendBudget:
         async with self._queue:
             while self._link.up:
                 try:
-                    wait_us = await self._take(
-                        keys=[SENDS_KEY, NEXT_KEY],
-                        args=[self.per_second, self._spacing_us,
-                              int(IN_FLIGHT_SECONDS * 1_000_000), request])
+                    wait_us, processes = await self._take(
+                        keys=[MEMBERS_KEY, SENDS_KEY, NEXT_KEY],
+                        args=[self._me, int(MEMBER_SECONDS * 1_000_000), self.per_second,
+                              self._spacing_us, int(IN_FLIGHT_SECONDS * 1_000_000), request])
                 except Exception as exc:   # Redis went away: the local share from now on
                     self._link.failed(exc)
                     return None
+                self.processes_seen = max(1, int(processes))
                 if wait_us == 0:
                     return request
                 await asyncio.sleep(wait_us / 1_000_000)
@@ -270,8 +295,7 @@ class SendBudget:
     @asynccontextmanager
     async def turn(self) -> AsyncIterator[None]:
         """Hold a turn for the length of one request to Telegram."""
-        shared = self._link.up and asyncio.get_running_loop().time() >= self._shared_from
-        request = await self._ask_redis() if shared else None
+        request = await self._ask_redis() if self.sharing else None
         if request is None:
             self.local_turns += 1
             async with self._local.turn():

@@ -22,7 +22,9 @@ from aftercare.settings import redis_address
 logger = logging.getLogger(__name__)
 
 CHECK_SECONDS = 2.0
-TIMEOUT_SECONDS = 1.0
+# Redis answers in milliseconds; a busy machine can hold the event loop up for
+# a second or more, and a reply that arrived meanwhile must not read as an outage.
+TIMEOUT_SECONDS = 5.0
 
 Listener = Callable[[bool], None]
 Hook = Callable[[], Awaitable[None]]

@@ -31,6 +31,13 @@ def _settings(database_url: str, tmp_path: Path, redis_url: str, **changes) -> S
                    log_dir=tmp_path / "log", redis_url=redis_url, **changes)
 
 
+async def _until(condition, seconds: float) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"not so within {seconds} s"
+        await asyncio.sleep(0.1)
+
+
 async def _send_many(application, first_chat: int, count: int) -> None:
     await asyncio.gather(*(application.bot.send_message(first_chat + n, f"message {n}")
                            for n in range(count)))
@@ -63,24 +70,26 @@ async def test_with_redis_down_each_process_sends_its_share_and_nothing_is_lost(
         database_url, tmp_path, caplog):
     caplog.set_level(logging.INFO, logger="bot")
     with RedisServer.start() as cache, FakeTelegramServer() as telegram:
-        settings = _settings(database_url, tmp_path, cache.url, bot_processes=2)
+        settings = _settings(database_url, tmp_path, cache.url)   # how many bots: from Redis
         async with two_bots(settings, telegram) as (first, second):
             telegram.enforce_rate_limits(global_per_second=TELEGRAM_PER_SECOND,
                                          per_chat_per_second=1)
+            budgets = [app.bot.rate_limiter.budget for app in (first, second)]
+            await asyncio.gather(_send_many(first, FIRST_CHAT + 200, 1),
+                                 _send_many(second, FIRST_CHAT + 201, 1))
+            assert [budget.processes_seen for budget in budgets] == [2, 2]
             cache.kill()
             await asyncio.gather(_send_many(first, FIRST_CHAT, 40),
                                  _send_many(second, FIRST_CHAT + 40, 40))
-            budgets = [app.bot.rate_limiter.budget for app in (first, second)]
             assert all(budget.local_turns >= 40 for budget in budgets)
             assert not first.bot_data["redis"].up and not second.bot_data["redis"].up
             cache.restart()
-            await asyncio.sleep(3)     # the next check finds it
-            assert first.bot_data["redis"].up and second.bot_data["redis"].up
+            await _until(lambda: all(budget.sharing for budget in budgets), seconds=10)
             before = [budget.shared_turns for budget in budgets]
             await _send_many(first, FIRST_CHAT + 100, 5)
             assert budgets[0].shared_turns == before[0] + 5
         sent = telegram.sent_messages()
-    assert len(sent) == 85 and not telegram.duplicates()
+    assert len(sent) == 87 and not telegram.duplicates()
     assert telegram.rate_limit_hits == 0
     assert most_in_one_second([m.time for m in sent]) <= TELEGRAM_PER_SECOND
     firsts = [m.time for m in sent if FIRST_CHAT <= m.chat_id < FIRST_CHAT + 40]
