@@ -74,23 +74,10 @@ CHAT_SECONDS = 1.0          # from the end of one send to a chat to the start of
 CHAT_IN_FLIGHT_SECONDS = 10.0   # a chat's turn left by a process that died lapses then
 CHAT_POLL_SECONDS = 0.02    # how often a chat whose turn is under way elsewhere is asked again
 
-# Both scripts below mark the process (ARGV[1]) as heard from now in
-# MEMBERS_KEY (KEYS[1]), on Redis' clock, drop those silent for ARGV[2]
-# microseconds, and count the rest.
-JOIN = """
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
-local window = tonumber(ARGV[2])
-redis.call('ZADD', KEYS[1], now, ARGV[1])
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-redis.call('PEXPIRE', KEYS[1], math.floor(window / 1000) * 6)
-return redis.call('ZCARD', KEYS[1])
-"""
-# KEYS: MEMBERS_KEY, SENDS_KEY, NEXT_KEY. ARGV: the process, the members'
-# window, the limit, the spacing and the in-flight time (microseconds), the
-# request's id. Returns {wait, processes}: wait is 0 if the request may go now
-# (recorded under way), else microseconds to wait before asking again.
-TAKE_TURN = """
+# The start of both scripts below: mark the process (ARGV[1]) as heard from
+# now in MEMBERS_KEY (KEYS[1]), on Redis' clock, drop those silent for ARGV[2]
+# microseconds, and count the rest. JOIN returns that count.
+COUNT_PROCESSES = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
 local window = tonumber(ARGV[2])
@@ -98,6 +85,13 @@ redis.call('ZADD', KEYS[1], now, ARGV[1])
 redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
 redis.call('PEXPIRE', KEYS[1], math.floor(window / 1000) * 6)
 local processes = redis.call('ZCARD', KEYS[1])
+"""
+JOIN = COUNT_PROCESSES + "return processes\n"
+# KEYS: MEMBERS_KEY, SENDS_KEY, NEXT_KEY. ARGV: the process, the members'
+# window, the limit, the spacing and the in-flight time (microseconds), the
+# request's id. Returns {wait, processes}: wait is 0 if the request may go now
+# (recorded under way), else microseconds to wait before asking again.
+TAKE_TURN = COUNT_PROCESSES + """
 local limit, spacing, in_flight = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
 local next_start = tonumber(redis.call('GET', KEYS[3]) or '0')
 if next_start > now then
