@@ -13,6 +13,7 @@ import pytest_asyncio
 from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
 from telegram.error import (
     BadRequest,
+    Conflict,
     EndPointNotFound,
     Forbidden,
     InvalidToken,
@@ -180,6 +181,29 @@ async def test_long_poll_waits_and_wakes_on_push(tg: FakeTelegramServer) -> None
         second = tg.push_message(CHAT, "next")
         assert [u.update_id for u in await bot.get_updates(offset=update.update_id + 1)] == [second]
         assert second > update.update_id
+
+
+@pytest.mark.asyncio
+async def test_a_second_poller_cuts_off_the_first_with_a_conflict(
+        tg: FakeTelegramServer) -> None:
+    async with make_bot(tg) as first, make_bot(tg) as second:
+        waiting = asyncio.create_task(first.get_updates(timeout=5))
+        await asyncio.sleep(0.3)
+        started = time.monotonic()
+        cut_off = asyncio.create_task(second.get_updates(timeout=0.3))
+        with pytest.raises(Conflict, match="terminated by other getUpdates"):
+            await waiting
+        assert time.monotonic() - started < 2
+        assert await cut_off == () and tg.polling_conflicts == 1
+
+        # A poller that went away (stopped, or died) is no conflict.
+        gone = asyncio.create_task(first.get_updates(timeout=5))
+        await asyncio.sleep(0.3)
+        gone.cancel()
+        await first.shutdown()      # its connection closes
+        await asyncio.sleep(0.3)
+        assert await second.get_updates(timeout=0.1) == ()
+        assert tg.polling_conflicts == 1
 
 
 @pytest.mark.asyncio

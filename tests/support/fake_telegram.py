@@ -125,6 +125,7 @@ class FakeTelegramServer:
         self.tokens_seen: set[str] = set()
         self.webhook: dict[str, Any] = {"url": ""}
         self.rate_limit_hits = 0
+        self.polling_conflicts = 0  # getUpdates cut off by another bot instance's (409)
         self.deleted: list[tuple[int, int]] = []  # (chat_id, message_id) the bot deleted
         self._lock = threading.RLock()
         self._cond = threading.Condition(self._lock)
@@ -152,6 +153,7 @@ class FakeTelegramServer:
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
         self._new_updates: asyncio.Event | None = None
+        self._poll: tuple[web.Request, asyncio.Event] | None = None  # the getUpdates waiting
         self._stopping = False
         self.port = 0
 
@@ -266,7 +268,7 @@ class FakeTelegramServer:
             if fault is not None:
                 return await self._inject(request, fault)
             if asyncio.iscoroutinefunction(handler):  # getUpdates long-polls outside the lock
-                result = await handler(params)
+                result = await handler(params, request)
             else:
                 with self._lock:
                     if params.get("chat_id") in self._blocked:
@@ -334,7 +336,8 @@ class FakeTelegramServer:
     def _api_getme(self, p: dict[str, Any]) -> dict[str, Any]:
         return self.bot_user
 
-    async def _api_getupdates(self, p: dict[str, Any]) -> list[dict[str, Any]]:
+    async def _api_getupdates(self, p: dict[str, Any],
+                              request: web.Request) -> list[dict[str, Any]]:
         assert self._loop is not None
         offset, limit = p.get("offset"), min(max(int(p.get("limit", 100)), 1), 100)
         deadline = self._loop.time() + max(float(p.get("timeout", 0)), 0.0)
@@ -344,20 +347,47 @@ class FakeTelegramServer:
                                     "active; use deleteWebhook to delete the webhook first")
             if "allowed_updates" in p:  # Telegram remembers the last setting
                 self._allowed_updates = p["allowed_updates"] or None
-        while True:
-            woken = self._new_updates  # taken before checking, so a push in between wakes us
-            assert woken is not None
-            with self._lock:
-                batch = self._pending(offset)[:limit]
-                if batch:
-                    self._fetched.update(u.get("update_id") for u in batch)
-            remaining = deadline - self._loop.time()
-            if batch or remaining <= 0 or self._stopping:
-                return batch
-            try:
-                await asyncio.wait_for(woken.wait(), remaining)
-            except asyncio.TimeoutError:
-                pass
+        cut_off = self._take_polling(request)
+        try:
+            while True:
+                if cut_off.is_set():
+                    raise ApiError(409, "Conflict: terminated by other getUpdates request; make "
+                                        "sure that only one bot instance is running")
+                woken = self._new_updates  # taken before checking: a push in between wakes us
+                assert woken is not None
+                with self._lock:
+                    batch = self._pending(offset)[:limit]
+                    if batch:
+                        self._fetched.update(u.get("update_id") for u in batch)
+                remaining = deadline - self._loop.time()
+                if batch or remaining <= 0 or self._stopping:
+                    return batch
+                try:
+                    await asyncio.wait_for(woken.wait(), remaining)
+                except asyncio.TimeoutError:
+                    pass
+        finally:
+            if self._poll is not None and self._poll[1] is cut_off:
+                self._poll = None
+
+    def _take_polling(self, request: web.Request) -> asyncio.Event:
+        """As Telegram does, a getUpdates cuts off the one still waiting, which
+        gets 409 Conflict; counted when that one's client is still connected
+        (another bot instance polling), not when it went away (a poller that
+        stopped or died). Runs in the server's loop, like every handler."""
+        previous = self._poll
+        if previous is not None:
+            transport = previous[0].transport
+            if transport is not None and not transport.is_closing():
+                with self._lock:
+                    self.polling_conflicts += 1
+            previous[1].set()
+            assert self._new_updates is not None
+            self._new_updates.set()             # wakes it (and the others, who wait on)
+            self._new_updates = asyncio.Event()
+        cut_off = asyncio.Event()
+        self._poll = (request, cut_off)
+        return cut_off
 
     def _pending(self, offset: int | None) -> list[dict[str, Any]]:
         if offset is not None and offset > 0:  # confirms (forgets) everything before offset
@@ -621,6 +651,7 @@ class FakeTelegramServer:
             self._updates.clear()
             self._limits = None
             self.rate_limit_hits = 0
+            self.polling_conflicts = 0
 
     # ------------------------------------------------------------------ test helpers: updates
     def push_update(self, raw: dict[str, Any]) -> int:
