@@ -15,8 +15,9 @@ servers the Rasa client keeps each conversation on one of them (bot/rasa.py);
 with AFTERCARE_REDIS_URL the Telegram sending budget is shared by every bot
 process (bot/budget.py), and losing Redis sends every conversation to one
 Rasa server until it is back (bot/redis_link.py); one bot process at a time
-schedules and sends check-ins (bot/leader.py); with TELEGRAM_RECEIVE_UPDATES=no
-a process takes no updates and only sends.
+schedules and sends check-ins (bot/leader.py), and one at a time long-polls
+Telegram while the others stand by to take over (bot/poller.py); with
+TELEGRAM_RECEIVE_UPDATES=no a process takes no updates and only sends.
 """
 from __future__ import annotations
 
@@ -36,8 +37,9 @@ from bot.budget import SendBudget, SharedRateLimiter
 from bot.checkin_service import CheckinService
 from bot.context import BotContext, Clock, utc_now
 from bot.handlers import add_handlers
-from bot.leader import lock_for
+from bot.leader import POLLING, lock_for
 from bot.logs import protect_telegram_logs
+from bot.poller import Poller
 from bot.polling import SkippingBot
 from bot.rasa import RasaClient
 from bot.redis_link import RedisLink
@@ -190,7 +192,8 @@ async def running(application: Application, *, poll_timeout: int = 10,
     """The same start and stop sequence as run_polling/run_webhook, inside an
     event loop the caller owns (tests and benchmarks)."""
     await application.initialize()
-    receive = application.bot_data["ctx"].settings.telegram_receive_updates
+    settings = application.bot_data["ctx"].settings
+    receive = settings.telegram_receive_updates
     try:
         await _post_init(application)
         if not receive:
@@ -198,12 +201,16 @@ async def running(application: Application, *, poll_timeout: int = 10,
         elif webhook is not None:
             await application.updater.start_webhook(**webhook)
         else:
-            await application.updater.start_polling(poll_interval=0, timeout=poll_timeout,
-                                                    allowed_updates=Update.ALL_TYPES)
+            poller = Poller(application.updater, lock_for(settings.database_url, POLLING),
+                            poll_timeout=poll_timeout)
+            application.bot_data["poller"] = poller
+            await poller.start()
         await application.start()
         try:
             yield application
         finally:
+            if "poller" in application.bot_data:
+                await application.bot_data.pop("poller").stop()
             if application.updater.running:
                 await application.updater.stop()
             await application.stop()
@@ -214,12 +221,13 @@ async def running(application: Application, *, poll_timeout: int = 10,
 
 
 def run(application: Application, settings: Settings) -> None:
-    """Serve until Ctrl-C or SIGTERM: long polling, or a webhook when
-    TELEGRAM_WEBHOOK_URL is set (Telegram's secret_token header checked), or
-    no updates at all with TELEGRAM_RECEIVE_UPDATES=no."""
+    """Serve until Ctrl-C or SIGTERM: long polling (by one bot process at a
+    time, bot/poller.py), or a webhook when TELEGRAM_WEBHOOK_URL is set
+    (Telegram's secret_token header checked), or no updates at all with
+    TELEGRAM_RECEIVE_UPDATES=no."""
     if not settings.telegram_receive_updates:
         logger.info("TELEGRAM_RECEIVE_UPDATES=no: this process takes no updates from Telegram")
-        asyncio.run(_send_only(application))
+        asyncio.run(_serve(application))
     elif settings.telegram_webhook_url:
         if not settings.telegram_webhook_secret:
             raise ConfigurationError("webhook mode needs TELEGRAM_WEBHOOK_SECRET (Telegram sends "
@@ -230,10 +238,10 @@ def run(application: Application, settings: Settings) -> None:
             secret_token=settings.telegram_webhook_secret,
             allowed_updates=Update.ALL_TYPES)
     else:
-        application.run_polling(allowed_updates=Update.ALL_TYPES)
+        asyncio.run(_serve(application))
 
 
-async def _send_only(application: Application) -> None:
+async def _serve(application: Application) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

@@ -79,7 +79,7 @@ from aftercare.store import chats, db, deliveries, escalations, repository
 from aftercare.store.models import CheckinDelivery, Patient, Treatment
 from bot.budget import Pacer
 from bot.context import BotContext, chat_for_sender
-from bot.leader import SchedulerLock
+from bot.leader import ASK_AGAIN_SECONDS, LeaderLock
 from bot.outgoing import compose
 from bot.rasa import RasaUnavailable
 from bot.sending import send
@@ -95,7 +95,7 @@ DB_THREADS = 6
 RECORD_CHUNK = 200  # check-ins recorded per transaction: the write lock is held briefly
 SENT_DELAY = 0.2    # seconds a `sent` may wait for a claimed → sending to travel with
 WRITE_RETRY = 1.0   # seconds before writing `sent` again after the database refused
-LEADER_POLL = 2.0   # seconds between a standby's requests for the lock (and the leader's checks)
+LEADER_POLL = ASK_AGAIN_SECONDS
 T = TypeVar("T")
 
 _active: Optional["CheckinService"] = None
@@ -340,7 +340,7 @@ class _Marks:
 
 class CheckinService:
     def __init__(self, ctx: BotContext, bot: Bot, *, rate_per_second: float = 28,
-                 workers: int = 24, lock: Optional[SchedulerLock] = None,
+                 workers: int = 24, lock: Optional[LeaderLock] = None,
                  leader_poll: float = LEADER_POLL) -> None:
         self.ctx = ctx
         self.bot = bot
@@ -352,7 +352,7 @@ class CheckinService:
         self._threads = ThreadPoolExecutor(DB_THREADS, thread_name_prefix="checkin-db")
         self._marks = _Marks(self._sessions)
         self.scheduler = self._new_scheduler()
-        self._lock = lock or SchedulerLock()
+        self._lock = lock or LeaderLock()
         self._leader_poll = leader_poll
         self.leading = False
         self._watcher: Optional[asyncio.Task] = None

@@ -1,18 +1,20 @@
-"""Which bot process schedules and sends the check-ins: one at a time per
-database.
+"""Which bot process does a job that only one may do at a time, per database:
+scheduling and sending the check-ins (bot/checkin_service.py), and long
+polling Telegram for updates (bot/poller.py; Telegram answers 409 Conflict to
+a second poller). Each job has a lock of its own.
 
 - PostgreSQL: a session advisory lock (pg_try_advisory_lock) on a connection
   of its own. It is released when that connection ends, so when the leader
   dies PostgreSQL frees it at once, and a standby that asks takes it.
-- SQLite: an exclusive flock on `<database file>-scheduler.lock`. One bot
+- SQLite: an exclusive flock on `<database file>-<job>.lock`. One bot
   process per SQLite file is the supported setup; a second one finds the
-  lock taken, runs without a scheduler, and says so. The kernel frees the
+  lock taken, stands by, and says so. The kernel frees the
   lock when the leader's process ends, however it ends.
 - Any other database (or SQLite in memory): no lock; this process leads.
 
-A standby asks again every few seconds (bot/checkin_service.py); the leader
-checks that its lock is still held (a PostgreSQL restart ends the session
-and so the lock) and stands down if it is not.
+A standby asks again every few seconds; the leader checks that its lock is
+still held (a PostgreSQL restart ends the session and so the lock) and stands
+down if it is not.
 """
 from __future__ import annotations
 
@@ -30,7 +32,10 @@ from sqlalchemy.pool import NullPool
 
 logger = logging.getLogger(__name__)
 
-LOCK_NAME = "aftercare:checkin-scheduler"
+SCHEDULER = "scheduler"      # the check-ins' scheduler
+POLLING = "polling"          # long polling Telegram
+_ADVISORY_NAMES = {SCHEDULER: "aftercare:checkin-scheduler", POLLING: "aftercare:telegram-polling"}
+ASK_AGAIN_SECONDS = 2.0      # between a standby's requests for a lock (and the leader's checks)
 
 
 def _advisory_key(name: str) -> int:
@@ -39,7 +44,7 @@ def _advisory_key(name: str) -> int:
                           signed=True)
 
 
-class SchedulerLock:
+class LeaderLock:
     """No coordination: this process always leads."""
 
     description = "no lock (one bot process)"
@@ -54,7 +59,7 @@ class SchedulerLock:
         pass
 
 
-class FileLock(SchedulerLock):
+class FileLock(LeaderLock):
     def __init__(self, path: Path) -> None:
         self.path = path
         self.description = f"file lock {path}"
@@ -82,10 +87,11 @@ class FileLock(SchedulerLock):
             self._fd = None
 
 
-class AdvisoryLock(SchedulerLock):
-    def __init__(self, url: str, name: str = LOCK_NAME) -> None:
-        self.key = _advisory_key(name)
-        self.description = "PostgreSQL advisory lock"
+class AdvisoryLock(LeaderLock):
+    def __init__(self, url: str, job: str = SCHEDULER) -> None:
+        self.key = _advisory_key(_ADVISORY_NAMES[job])
+        self.job = job
+        self.description = f"PostgreSQL advisory lock {_ADVISORY_NAMES[job]}"
         # Its own connection, outside any pool: the lock lives as long as it does.
         self._engine: Engine = create_engine(
             url, poolclass=NullPool, isolation_level="AUTOCOMMIT",
@@ -104,8 +110,7 @@ class AdvisoryLock(SchedulerLock):
             got = self._connection.execute(text("SELECT pg_try_advisory_lock(:key)"),
                                            {"key": self.key}).scalar_one()
         except Exception as exc:   # the database is unreachable: try again later
-            logger.warning("could not ask for the check-in scheduler lock: %s",
-                           type(exc).__name__)
+            logger.warning("could not ask for the %s lock: %s", self.job, type(exc).__name__)
             self._drop()
             return False
         self._holding = bool(got)
@@ -142,15 +147,15 @@ class AdvisoryLock(SchedulerLock):
         self._engine.dispose()
 
 
-def lock_for(database_url: str) -> SchedulerLock:
-    """The scheduler lock that fits the database."""
+def lock_for(database_url: str, job: str = SCHEDULER) -> LeaderLock:
+    """The lock for one job (SCHEDULER, POLLING) that fits the database."""
     url = make_url(database_url)
     if url.get_backend_name() == "postgresql":
-        return AdvisoryLock(database_url)
+        return AdvisoryLock(database_url, job)
     if url.get_backend_name() == "sqlite":
         if not url.database or url.database == ":memory:":
-            return SchedulerLock()
-        return FileLock(Path(f"{url.database}-scheduler.lock"))
-    logger.warning("no scheduler lock for %s databases: run one bot process",
+            return LeaderLock()
+        return FileLock(Path(f"{url.database}-{job}.lock"))
+    logger.warning("no %s lock for %s databases: run one bot process", job,
                    url.get_backend_name())
-    return SchedulerLock()
+    return LeaderLock()
