@@ -15,7 +15,7 @@ from sqlalchemy import func, inspect, select, text
 
 from aftercare import enrolment, staff as accounts
 from aftercare.store import (
-    chats, copy, db, deliveries, escalations, repository, tracker_events,
+    chats, copy, db, deliveries, escalations, pending_updates, repository, tracker_events,
 )
 from aftercare.store.models import (
     Base, Escalation, InboxItem, InboxReason, LoginLimit, Patient, Photo, StaffPost, StaffSession,
@@ -96,6 +96,7 @@ def clinic(tmp_path: Path) -> str:
         session.add(StaffSession(staff_id=nurse.id, token_hash="a" * 64, csrf_token="b" * 64,
                                  expires_at=NOW + timedelta(hours=8)))
         session.add(LoginLimit(key_hash="c" * 64, window_started_at=NOW, attempts=2))
+        pending_updates.keep(session, [(900_001, '{"update_id":900001}')], NOW)
         item = InboxItem(capture_key="d" * 64, patient_id=ana.id, sender_id=SENDER,
                          received_at=NOW, day=2, text="my cheek is <place>", status="new")
         session.add(item)
@@ -204,7 +205,7 @@ def test_db_check_and_migrate_say_the_revision(target, capsys, monkeypatch):
     assert main(["db", "migrate"]) == 0
     assert main(["db", "check"]) == 0
     out = capsys.readouterr().out
-    assert "PostgreSQL 1" in out and "schema: 0008, the newest" in out
+    assert "PostgreSQL 1" in out and "schema: 0009, the newest" in out
 
 
 def test_the_copy_knows_rasas_and_apschedulers_tables_as_they_make_them():

@@ -14,7 +14,7 @@ from alembic.script import ScriptDirectory
 from alembic.migration import MigrationContext
 from sqlalchemy import inspect, select, text
 
-from aftercare.store import db, repository
+from aftercare.store import db, pending_updates, repository
 from aftercare.store.models import Base, Escalation, Message, Patient, Treatment
 from aftercare.store.repository import StoreError
 
@@ -67,7 +67,7 @@ def test_migrate_is_idempotent_and_at_head(url: str) -> None:
     with db.make_engine(url).connect() as connection:
         revision = MigrationContext.configure(connection).get_current_revision()
     assert revision == ScriptDirectory.from_config(db.alembic_config(url)).get_current_head()
-    assert revision == "0008"
+    assert revision == "0009"
     assert set(inspect(db.make_engine(url)).get_table_names()) == tables_before
 
 
@@ -346,3 +346,22 @@ def test_duplicate_key_errors_never_carry_the_key(url: str) -> None:
             session.add(Staff(email=email, password_hash="y"))
     assert email not in str(failure.value)
     assert email not in str(failure.value.orig)
+
+
+# --- updates in hand (bot/update_journal.py) ---------------------------------
+
+def test_pending_updates_are_kept_once_and_cleared_when_handled(url: str) -> None:
+    big = 2**40    # Telegram's update ids need 64 bits
+    with db.session_scope(url) as session:
+        pending_updates.keep(session, [(big + 2, '{"b":1}'), (big + 1, '{"a":1}')], TREATED)
+    with db.session_scope(url) as session:   # fetched again: the first copy stays
+        pending_updates.keep(session, [(big + 1, '{"again":1}'), (big + 3, '{"c":1}')],
+                             TREATED)
+    with db.session_scope(url) as session:
+        assert pending_updates.left(session) == [
+            (big + 1, '{"a":1}'), (big + 2, '{"b":1}'), (big + 3, '{"c":1}')]
+        pending_updates.handled(session, big + 2)
+        pending_updates.handled(session, 12345)          # not kept: nothing happens
+    with db.session_scope(url) as session:
+        assert [update_id for update_id, _ in pending_updates.left(session)] == [big + 1,
+                                                                                 big + 3]

@@ -347,6 +347,22 @@ class Message(Base):
         return f"<Message id={self.id} {self.direction} {self.kind}>"
 
 
+class PendingUpdate(Base):
+    """An update fetched from Telegram and not yet handled, kept from before
+    Telegram is told it arrived until it is handled, then deleted; a bot
+    process that (re)starts polling handles those a dead one left
+    (bot/update_journal.py). Its JSON holds the patient's words (patient
+    health data)."""
+    __tablename__ = "pending_updates"
+
+    update_id = Column(BigInteger, primary_key=True, autoincrement=False)
+    content = Column(Text, nullable=False)
+    received_at = Column(UTCDateTime, nullable=False, default=utc_now)
+
+    def __repr__(self) -> str:
+        return f"<PendingUpdate {self.update_id}>"
+
+
 class Photo(Base):
     __tablename__ = "photos"
     __table_args__ = (CheckConstraint(_in("status", PHOTO_STATUSES), name="status"),)
