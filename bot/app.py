@@ -41,6 +41,7 @@ from bot.leader import POLLING, lock_for
 from bot.logs import protect_telegram_logs
 from bot.poller import Poller
 from bot.polling import SkippingBot
+from bot.update_journal import UpdateJournal
 from bot.rasa import RasaClient
 from bot.redis_link import RedisLink
 from bot.staff_relay import StaffRelay
@@ -88,11 +89,12 @@ def build_application(settings: Settings, *, clock: Clock = utc_now,
         base_file_url=settings.telegram_base_file_url,
         request=HTTPXRequest(connection_pool_size=CONNECTION_POOL_SIZE),
         get_updates_request=HTTPXRequest(connection_pool_size=1),
-        rate_limiter=rate_limiter)
+        rate_limiter=rate_limiter, journal=UpdateJournal(settings.database_url))
     application = (
         ApplicationBuilder()
         .bot(bot)
-        .concurrent_updates(ChatOrderedUpdateProcessor(concurrent_updates))
+        .concurrent_updates(ChatOrderedUpdateProcessor(concurrent_updates,
+                                                       on_handled=bot.finished))
         .post_init(_post_init)
         .post_stop(_post_stop)
         .post_shutdown(_post_shutdown)

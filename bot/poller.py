@@ -8,8 +8,10 @@ the others stand by and ask again every few seconds. When the poller dies
 its lock is freed (the kernel drops a file lock, PostgreSQL an advisory lock
 with the session), and a standby takes over. Telegram keeps the updates
 nobody fetched meanwhile, so patients' messages wait for the new poller
-rather than being lost. A poller that loses its lock (PostgreSQL restarted)
-stops polling until it has the lock again.
+rather than being lost, and before it polls it handles the updates the
+last poller had fetched and not handled (bot/update_journal.py). A poller
+that loses its lock (PostgreSQL restarted) stops polling until it has the
+lock again.
 """
 from __future__ import annotations
 
@@ -22,6 +24,7 @@ from telegram import Update
 from telegram.ext import Updater
 
 from bot.leader import ASK_AGAIN_SECONDS, LeaderLock
+from bot.polling import SkippingBot
 
 logger = logging.getLogger(__name__)
 
@@ -63,6 +66,13 @@ class Poller:
         self._thread.shutdown(wait=False)
 
     async def _poll(self) -> None:
+        bot = self._updater.bot
+        left = await bot.left_in_hand() if isinstance(bot, SkippingBot) else []
+        if left:
+            logger.warning("%d update(s) fetched by a bot process that stopped before it "
+                           "handled them: handling them first", len(left))
+        for update in left:
+            await self._updater.update_queue.put(update)
         await self._updater.start_polling(poll_interval=0, timeout=self._poll_timeout,
                                           allowed_updates=Update.ALL_TYPES)
 

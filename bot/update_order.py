@@ -11,7 +11,7 @@ occupies more than one slot.
 from __future__ import annotations
 
 import asyncio
-from typing import Awaitable, Optional
+from typing import Awaitable, Callable, Optional
 
 from telegram import Update
 from telegram.ext import BaseUpdateProcessor
@@ -31,10 +31,12 @@ class ChatOrderedUpdateProcessor(BaseUpdateProcessor):
     asyncio.Lock wakes its waiters first come, first served, so each chat's
     updates run in that order."""
 
-    def __init__(self, max_concurrent_updates: int) -> None:
+    def __init__(self, max_concurrent_updates: int,
+                 on_handled: Optional[Callable[[object], Awaitable[None]]] = None) -> None:
         super().__init__(max_concurrent_updates)
         self._locks: dict[int, asyncio.Lock] = {}
         self._users: dict[int, int] = {}
+        self._on_handled = on_handled
 
     async def process_update(self, update: object, coroutine: Awaitable) -> None:
         key = chat_key(update)
@@ -53,7 +55,21 @@ class ChatOrderedUpdateProcessor(BaseUpdateProcessor):
                 del self._locks[key]
 
     async def do_process_update(self, update: object, coroutine: Awaitable) -> None:
-        await coroutine
+        """Handle it, then say so (bot/update_journal.py): also when handling
+        failed (it would fail again), never when it was cancelled (the
+        process is stopping; the next one handles it)."""
+        try:
+            await coroutine
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            await self._handled(update)
+            raise
+        await self._handled(update)
+
+    async def _handled(self, update: object) -> None:
+        if self._on_handled is not None:
+            await self._on_handled(update)
 
     async def initialize(self) -> None:
         pass

@@ -75,3 +75,26 @@ async def test_a_flooding_chat_takes_one_slot():
     release.set()
     await asyncio.gather(*flood)
     assert done == ["other"] + [f"f{i}" for i in range(10)]
+
+
+@pytest.mark.asyncio
+async def test_each_update_is_reported_handled_unless_it_was_cancelled():
+    handled: list[int] = []
+
+    async def on_handled(done: object) -> None:
+        handled.append(done.update_id)
+
+    async def fails() -> None:
+        raise ValueError("a handler bug")
+
+    processor = ChatOrderedUpdateProcessor(8, on_handled=on_handled)
+    await processor.process_update(update(1, 42), handle([], "u1", 0))
+    with pytest.raises(ValueError):
+        await processor.process_update(update(2, 42), fails())   # would fail again
+    stopping = asyncio.create_task(processor.process_update(update(3, 42),
+                                                            handle([], "u3", 5)))
+    await asyncio.sleep(0.05)
+    stopping.cancel()                 # the process stops: the next one handles it
+    with pytest.raises(asyncio.CancelledError):
+        await stopping
+    assert handled == [1, 2]
