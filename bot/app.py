@@ -191,8 +191,9 @@ async def _post_shutdown(application: Application) -> None:
 @asynccontextmanager
 async def running(application: Application, *, poll_timeout: int = 10,
                   webhook: Optional[dict] = None) -> AsyncIterator[Application]:
-    """The same start and stop sequence as run_polling/run_webhook, inside an
-    event loop the caller owns (tests and benchmarks)."""
+    """The start and stop sequence of run_polling/run_webhook, inside an event
+    loop the caller owns: run() for long polling and send-only, the tests and
+    the benchmarks. Long polling goes through the polling lock (bot/poller.py)."""
     await application.initialize()
     settings = application.bot_data["ctx"].settings
     receive = settings.telegram_receive_updates
