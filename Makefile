@@ -9,7 +9,7 @@ LONG_SET ?= tests/long_messages.tsv
 export TF_CPP_MIN_LOG_LEVEL := 2
 export PYTHONWARNINGS := ignore
 
-.PHONY: run test setup model validate test-stories pytest pytest-future evaluate deidentify benchmark benchmark-bot benchmark-review benchmark-inbox benchmark-scale benchmark-engines compare-pipelines clean
+.PHONY: run test setup model validate test-stories pytest pytest-future evaluate deidentify benchmark benchmark-bot benchmark-review benchmark-inbox benchmark-scale benchmark-engines benchmark-journal compare-pipelines clean
 
 run: setup model            ## set up, train if needed, start everything, chat as the demo patient
 	$(AFTERCARE) run
@@ -68,6 +68,9 @@ benchmark-inbox: setup      ## authors' inbox page with 5,000 items: latency and
 
 benchmark-scale: model      ## one Rasa server against two (PostgreSQL, Redis), 50 and 200 patients at once (README: Running beyond one machine)
 	$(PY) benchmarks/benchmark_scale.py
+
+benchmark-journal: setup    ## the bot's reply time with updates kept in hand and without, SQLite and PostgreSQL (docs/benchmarks.md)
+	$(PY) benchmarks/benchmark_journal.py
 
 benchmark-engines: model    ## check-in wave on SQLite and PostgreSQL, one bot process and two, leader killed; start-up with 100,000 jobs on both (docs/benchmarks.md)
 	$(PY) benchmarks/benchmark_bot.py --part engines --write-docs
