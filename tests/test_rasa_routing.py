@@ -20,10 +20,11 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Iterator, Optional
+from typing import AsyncIterator, Iterator, Optional
 
 import pytest
 import redis
@@ -529,6 +530,21 @@ class DroppingProxy:
         await self._runner.cleanup()
 
 
+@asynccontextmanager
+async def _behind_dropping_proxy(urls: list[str], prefix: str
+                                 ) -> AsyncIterator[tuple[DroppingProxy, RasaClient, str]]:
+    """A Rasa client whose first server sits behind a DroppingProxy, and a
+    sender (prefix-n) that the client sends there."""
+    async with DroppingProxy(urls[0]) as proxy:
+        client = RasaClient([proxy.url, urls[1]], token=TOKEN, probe_seconds=0.5)
+        sender = next(s for s in (f"{prefix}-{n}" for n in range(50))
+                      if client.server_for(s) == proxy.url)
+        try:
+            yield proxy, client, sender
+        finally:
+            await client.close()
+
+
 def _user_texts(url: str, sender: str) -> list[Optional[str]]:
     return [what for kind, what in _turns(url, sender) if kind == "user"]
 
@@ -542,14 +558,8 @@ async def test_a_message_whose_server_broke_off_after_handling_it_gets_the_recor
     message in the shared tracker and sends the replies recorded for it, and
     the message is handled once, not again on the next server."""
     settings, urls = scaled["settings"], scaled["urls"]
-    async with DroppingProxy(urls[0]) as proxy:
-        client = RasaClient([proxy.url, urls[1]], token=TOKEN, probe_seconds=0.5)
-        sender = next(s for s in (f"tg-broke-off-{n}" for n in range(50))
-                      if client.server_for(s) == proxy.url)
-        try:
-            replies = await client.send(sender, "when can I wear makeup again?")
-        finally:
-            await client.close()
+    async with _behind_dropping_proxy(urls, "tg-broke-off") as (proxy, client, sender):
+        replies = await client.send(sender, "when can I wear makeup again?")
     assert len(proxy.dropped) == 1 and proxy.dropped[0], "Rasa answered behind the proxy"
     assert [r.text for r in replies] == [m.get("text") or "" for m in proxy.dropped[0]]
     assert client.requests == {}          # no server answered it a second time
@@ -564,15 +574,9 @@ async def test_a_checkin_whose_server_broke_off_after_handling_it_is_not_trigger
     """The same for a triggered check-in: the replies recorded for it are
     sent, and the tracker holds the check-in once."""
     settings, urls = scaled["settings"], scaled["urls"]
-    async with DroppingProxy(urls[0]) as proxy:
-        client = RasaClient([proxy.url, urls[1]], token=TOKEN, probe_seconds=0.5)
-        sender = next(s for s in (f"tg-checkin-broke-off-{n}" for n in range(50))
-                      if client.server_for(s) == proxy.url)
-        try:
-            replies = await client.trigger(sender, "EXTERNAL_checkin",
-                                           {"checkin": "day2_morning", "day": 2})
-        finally:
-            await client.close()
+    async with _behind_dropping_proxy(urls, "tg-checkin-broke-off") as (proxy, client, sender):
+        replies = await client.trigger(sender, "EXTERNAL_checkin",
+                                       {"checkin": "day2_morning", "day": 2})
     assert len(proxy.dropped) == 1
     recorded = proxy.dropped[0]["messages"]
     assert recorded and [r.text for r in replies] == [m.get("text") or "" for m in recorded]
